@@ -1,0 +1,60 @@
+#pragma once
+// Every actor handle of the service, one line per message.
+
+#include <caf/all.hpp>
+
+#include "actors/errc.hpp"
+#include "actors/model.hpp"
+
+// CAF 0.17: our value types hold std::optional, which its inspectors do not know; they
+// only ever travel between local actors, so they never need serializing.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_result)
+CAF_ERROR_CODE_ENUM(todo::errc, "todo")
+
+namespace todo {
+
+namespace atom {
+using verify = caf::atom_constant<caf::atom("verify")>;
+using exec = caf::atom_constant<caf::atom("exec")>;
+using ping = caf::atom_constant<caf::atom("ping")>;
+using retire = caf::atom_constant<caf::atom("retire")>;
+using tick = caf::atom_constant<caf::atom("tick")>;
+using count = caf::atom_constant<caf::atom("count")>;
+} // namespace atom
+
+/// Checks bearer tokens.
+using auth_actor = caf::typed_actor<
+  // Answers the verified token's `sub`, else errc::unauthorized with a short reason.
+  caf::replies_to<atom::verify, std::string>::with<std::string>>;
+
+/// Talks to PostgreSQL: the pool and each of its workers have this interface.
+using db_actor = caf::typed_actor<
+  // Runs one command for the given user and answers the committed result.
+  caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
+  // Answers true when the database answers a trivial query.
+  caf::replies_to<atom::ping>::with<bool>>;
+
+/// One actor per active user. Applies that user's mutations one at a time, in arrival order.
+using task_manager_actor = caf::typed_actor<
+  // Runs one command for this actor's user.
+  caf::replies_to<atom::exec, task_cmd>::with<task_result>>;
+
+/// Owns the task managers: spawns one per user on demand, evicts idle ones.
+using user_registry_actor = caf::typed_actor<
+  // Routes a command to the user's task manager (errc::overloaded when too much is pending).
+  caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
+  // Evicts managers idle for longer than the configured period.
+  caf::reacts_to<atom::tick>,
+  // Answers how many task managers are alive.
+  caf::replies_to<atom::count>::with<size_t>>;
+
+/// Returns the short reason carried by an error's context, or an empty string.
+inline std::string error_reason(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return {};
+}
+
+} // namespace todo

@@ -1,0 +1,396 @@
+#include "actors/jwt.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include <boost/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace todo::jwt {
+
+namespace {
+
+namespace json = boost::json;
+
+constexpr size_t hs256_signature_bytes = 32;
+constexpr size_t max_subject_bytes = 255;
+// JOSE headers and our claims are flat; deep nesting only serves to burn parser time.
+constexpr size_t max_json_depth = 8;
+
+constexpr std::string_view b64_alphabet =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Returns the 6-bit value of a base64url character, or -1 for anything else.
+int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '-')
+    return 62;
+  if (c == '_')
+    return 63;
+  return -1;
+}
+
+using mac_bytes = std::array<unsigned char, hs256_signature_bytes>;
+
+/// Returns HMAC-SHA256 of `data` under `secret`, or nullopt if OpenSSL fails.
+std::optional<mac_bytes> hmac_sha256(std::string_view secret, std::string_view data) {
+  mac_bytes out{};
+  unsigned int len = 0;
+  // OpenSSL may reject a null key pointer even with length 0, so point at something.
+  static const unsigned char empty_key = 0;
+  const void* key_ptr = secret.empty() ? static_cast<const void*>(&empty_key)
+                                       : static_cast<const void*>(secret.data());
+  auto* res = HMAC(EVP_sha256(), key_ptr, static_cast<int>(secret.size()),
+                   reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
+                   &len);
+  if (res == nullptr || len != out.size())
+    return std::nullopt;
+  return out;
+}
+
+class hs256_key final : public key {
+public:
+  explicit hs256_key(std::string secret) : secret_(std::move(secret)) {}
+
+  std::string_view algorithm() const override { return "HS256"; }
+
+  bool check(std::string_view signing_input, std::string_view signature) const override {
+    if (signature.size() != hs256_signature_bytes)
+      return false;
+    auto mac = hmac_sha256(secret_, signing_input);
+    return mac && CRYPTO_memcmp(mac->data(), signature.data(), mac->size()) == 0;
+  }
+
+private:
+  std::string secret_;
+};
+
+/// Returns the parsed JSON object in `text`, or nullopt if it is not exactly one object.
+std::optional<json::object> parse_object(std::string_view text) {
+  json::parse_options popts;
+  popts.max_depth = max_json_depth;
+  std::error_code ec;
+  json::value v = json::parse(text, ec, {}, popts);
+  if (ec || !v.is_object())
+    return std::nullopt;
+  return std::move(v.as_object());
+}
+
+/// Returns true for "none" in any letter case.
+bool is_none(std::string_view alg) {
+  if (alg.size() != 4)
+    return false;
+  constexpr std::string_view none = "none";
+  for (size_t i = 0; i < 4; ++i)
+    if (std::tolower(static_cast<unsigned char>(alg[i])) != none[i])
+      return false;
+  return true;
+}
+
+/// Reads a NumericDate claim; long double holds every int64 and uint64 exactly on our targets.
+std::optional<long double> numeric_date(const json::value& v) {
+  if (v.is_int64())
+    return static_cast<long double>(v.get_int64());
+  if (v.is_uint64())
+    return static_cast<long double>(v.get_uint64());
+  if (v.is_double() && std::isfinite(v.get_double()))
+    return static_cast<long double>(v.get_double());
+  return std::nullopt;
+}
+
+/// Returns `x` truncated into the int64 range.
+int64_t clamp_to_int64(long double x) {
+  constexpr auto lo = std::numeric_limits<int64_t>::min();
+  constexpr auto hi = std::numeric_limits<int64_t>::max();
+  if (x <= static_cast<long double>(lo))
+    return lo;
+  if (x >= static_cast<long double>(hi))
+    return hi;
+  return static_cast<int64_t>(x);
+}
+
+/// Checks the registered claims of a payload whose signature has already been verified.
+outcome check_claims(const json::object& claims, const options& opts, int64_t now) {
+  outcome res;
+  auto fail = [&res](failure f) {
+    res.error = f;
+    return res;
+  };
+  const long double t = static_cast<long double>(now);
+  const long double leeway = static_cast<long double>(std::max<int64_t>(opts.leeway_seconds, 0));
+
+  std::optional<long double> exp;
+  if (auto* v = claims.if_contains("exp")) {
+    exp = numeric_date(*v);
+    if (!exp)
+      return fail(failure::malformed);
+  }
+  std::optional<long double> nbf;
+  if (auto* v = claims.if_contains("nbf")) {
+    nbf = numeric_date(*v);
+    if (!nbf)
+      return fail(failure::malformed);
+  }
+  std::optional<long double> iat;
+  if (auto* v = claims.if_contains("iat")) {
+    iat = numeric_date(*v);
+    if (!iat)
+      return fail(failure::malformed);
+  }
+  if (!exp && opts.require_exp)
+    return fail(failure::missing_exp);
+  if (exp && t > *exp + leeway)
+    return fail(failure::expired);
+  if (nbf && *nbf > t + leeway)
+    return fail(failure::not_yet_valid);
+  if (iat && *iat > t + leeway)
+    return fail(failure::issued_in_future);
+
+  auto* sub = claims.if_contains("sub");
+  if (sub == nullptr || !sub->is_string())
+    return fail(failure::bad_subject);
+  std::string_view subject = sub->get_string();
+  // The subject becomes a PostgreSQL text value, which cannot hold NUL.
+  if (subject.empty() || subject.size() > max_subject_bytes
+      || subject.find('\0') != std::string_view::npos)
+    return fail(failure::bad_subject);
+
+  if (opts.issuer) {
+    auto* iss = claims.if_contains("iss");
+    if (iss == nullptr || !iss->is_string() || iss->get_string() != *opts.issuer)
+      return fail(failure::bad_issuer);
+  }
+  if (opts.audience) {
+    auto* aud = claims.if_contains("aud");
+    bool ok = false;
+    if (aud != nullptr && aud->is_string()) {
+      ok = aud->get_string() == *opts.audience;
+    } else if (aud != nullptr && aud->is_array()) {
+      const auto& arr = aud->get_array();
+      ok = std::any_of(arr.begin(), arr.end(), [&](const json::value& x) {
+        return x.is_string() && x.get_string() == *opts.audience;
+      });
+    }
+    if (!ok)
+      return fail(failure::bad_audience);
+  }
+
+  res.claims.subject.assign(subject.data(), subject.size());
+  res.claims.expires_at = exp ? clamp_to_int64(*exp) : 0;
+  return res;
+}
+
+outcome verify_impl(std::string_view token, int64_t now, const options& opts,
+                    const std::function<std::shared_ptr<const key>(std::string_view,
+                                                                   std::string_view)>& lookup) {
+  outcome res;
+  auto fail = [&res](failure f) {
+    res.error = f;
+    return res;
+  };
+  if (token.empty())
+    return fail(failure::missing);
+  if (token.size() > opts.max_token_bytes)
+    return fail(failure::too_large);
+
+  auto dot1 = token.find('.');
+  if (dot1 == std::string_view::npos)
+    return fail(failure::malformed);
+  auto dot2 = token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
+    return fail(failure::malformed);
+  auto header_b64 = token.substr(0, dot1);
+  auto payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
+  auto signature_b64 = token.substr(dot2 + 1);
+
+  auto header_text = base64url_decode(header_b64);
+  if (!header_text)
+    return fail(failure::malformed);
+  auto header = parse_object(*header_text);
+  if (!header)
+    return fail(failure::malformed);
+  auto* alg_v = header->if_contains("alg");
+  if (alg_v == nullptr || !alg_v->is_string())
+    return fail(failure::malformed);
+  std::string_view alg = alg_v->get_string();
+  if (is_none(alg))
+    return fail(failure::alg_not_allowed);
+  if (std::find(opts.algorithms.begin(), opts.algorithms.end(), alg) == opts.algorithms.end())
+    return fail(failure::alg_not_allowed);
+  // We understand no JWS extensions, so RFC 7515 §4.1.11 requires refusing any "crit".
+  if (header->contains("crit"))
+    return fail(failure::crit);
+  std::string_view kid;
+  if (auto* kid_v = header->if_contains("kid")) {
+    if (!kid_v->is_string())
+      return fail(failure::malformed);
+    kid = kid_v->get_string();
+  }
+
+  auto k = lookup(alg, kid);
+  if (!k || k->algorithm() != alg)
+    return fail(failure::unknown_key);
+
+  // The payload must at least be well-formed base64url before we spend a MAC on it.
+  auto payload_text = base64url_decode(payload_b64);
+  auto signature = base64url_decode(signature_b64);
+  if (!payload_text || !signature)
+    return fail(failure::malformed);
+  if (!k->check(token.substr(0, dot2), *signature))
+    return fail(failure::bad_signature);
+
+  auto claims = parse_object(*payload_text);
+  if (!claims)
+    return fail(failure::malformed);
+  return check_claims(*claims, opts, now);
+}
+
+} // namespace
+
+std::string_view reason(failure x) {
+  switch (x) {
+    case failure::none:
+      return "OK";
+    case failure::missing:
+      return "Not authenticated";
+    case failure::malformed:
+      return "Invalid token";
+    case failure::too_large:
+      return "Token too large";
+    case failure::alg_not_allowed:
+      return "Token algorithm not allowed";
+    case failure::unknown_key:
+      return "Unknown token signing key";
+    case failure::crit:
+      return "Unsupported critical token header";
+    case failure::bad_signature:
+      return "Invalid token signature";
+    case failure::expired:
+      return "Token expired";
+    case failure::not_yet_valid:
+      return "Token not yet valid";
+    case failure::issued_in_future:
+      return "Token issued in the future";
+    case failure::missing_exp:
+      return "Token has no expiry";
+    case failure::bad_subject:
+      return "Invalid token subject";
+    case failure::bad_issuer:
+      return "Invalid token issuer";
+    case failure::bad_audience:
+      return "Invalid token audience";
+  }
+  return "Invalid token";
+}
+
+std::shared_ptr<const key> make_hs256_key(std::string secret) {
+  return std::make_shared<const hs256_key>(std::move(secret));
+}
+
+verifier::verifier(options opts) : verifier(std::move(opts), nullptr) {}
+
+verifier::verifier(options opts, std::shared_ptr<const key_source> asymmetric)
+  : opts_(std::move(opts)), asymmetric_(std::move(asymmetric)) {
+  if (!opts_.hs256_secret.empty())
+    hs256_ = make_hs256_key(opts_.hs256_secret);
+}
+
+std::shared_ptr<const key> verifier::find_key(std::string_view alg, std::string_view kid) const {
+  // The shared secret is an HMAC key and nothing else; asymmetric sources never supply HMAC.
+  if (alg == "HS256")
+    return hs256_;
+  if (!asymmetric_ || alg.size() < 2 || alg.substr(0, 2) == "HS")
+    return nullptr;
+  return asymmetric_->find(alg, kid);
+}
+
+outcome verifier::verify(std::string_view token, int64_t now_seconds) const {
+  try {
+    return verify_impl(token, now_seconds, opts_,
+                       [this](std::string_view alg, std::string_view kid) {
+                         return find_key(alg, kid);
+                       });
+  } catch (...) {
+    outcome res;
+    res.error = failure::malformed;
+    return res;
+  }
+}
+
+std::string sign_hs256(std::string_view secret, std::string_view payload_json) {
+  std::string out = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
+  out += '.';
+  out += base64url_encode(payload_json);
+  auto mac = hmac_sha256(secret, out);
+  if (!mac)
+    throw std::runtime_error("HMAC-SHA256 failed");
+  out += '.';
+  out += base64url_encode(
+    std::string_view{reinterpret_cast<const char*>(mac->data()), mac->size()});
+  return out;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  size_t i = 0;
+  auto byte = [&bytes](size_t n) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[n])); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    out += b64_alphabet[(v >> 18) & 63];
+    out += b64_alphabet[(v >> 12) & 63];
+    out += b64_alphabet[(v >> 6) & 63];
+    out += b64_alphabet[v & 63];
+  }
+  size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    uint32_t v = byte(i) << 16;
+    out += b64_alphabet[(v >> 18) & 63];
+    out += b64_alphabet[(v >> 12) & 63];
+  } else if (rest == 2) {
+    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
+    out += b64_alphabet[(v >> 18) & 63];
+    out += b64_alphabet[(v >> 12) & 63];
+    out += b64_alphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  if (text.size() % 4 == 1)
+    return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : text) {
+    int v = b64_value(static_cast<unsigned char>(ch));
+    if (v < 0)
+      return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  // Leftover bits (2 or 4) must be zero, or two encodings would decode to the same bytes.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+    return std::nullopt;
+  return out;
+}
+
+} // namespace todo::jwt

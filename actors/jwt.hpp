@@ -1,0 +1,119 @@
+#pragma once
+// Verification of the bearer JWTs described in API.md §1. Pure code: no actors, no I/O.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace todo::jwt {
+
+/// Why a token was refused; `none` means it was accepted.
+enum class failure : uint8_t {
+  none,
+  missing,
+  malformed,
+  too_large,
+  alg_not_allowed,
+  unknown_key,
+  crit,
+  bad_signature,
+  expired,
+  not_yet_valid,
+  issued_in_future,
+  missing_exp,
+  bad_subject,
+  bad_issuer,
+  bad_audience,
+};
+
+/// Returns a short, client-safe reason for a 401 body; it names no key, secret or library.
+std::string_view reason(failure x);
+
+/// What a verifier accepts. Mirrors the BETTER_AUTH_* and JWT_* settings.
+struct options {
+  std::string hs256_secret;                     // empty means no HS256 key
+  std::vector<std::string> algorithms{"HS256"}; // the allow-list of header "alg" values
+  int64_t leeway_seconds = 60;
+  bool require_exp = true;
+  std::optional<std::string> issuer;   // checked only when set
+  std::optional<std::string> audience; // checked only when set
+  size_t max_token_bytes = 8192;
+};
+
+/// The claims a caller may trust once a token has been verified.
+struct verified {
+  std::string subject;
+  int64_t expires_at = 0; // seconds since the Unix epoch; 0 if the token has no exp
+};
+
+/// The result of one verification: an error, or the verified claims.
+struct outcome {
+  failure error = failure::none;
+  verified claims;
+  explicit operator bool() const { return error == failure::none; }
+};
+
+/// A key that checks signatures made with exactly one JOSE algorithm.
+class key {
+public:
+  virtual ~key() = default;
+  /// Returns the "alg" this key verifies, e.g. "HS256" or "EdDSA".
+  virtual std::string_view algorithm() const = 0;
+  /// Returns true when `signature` (raw bytes) is valid for `signing_input` under this key.
+  virtual bool check(std::string_view signing_input, std::string_view signature) const = 0;
+};
+
+/// Finds asymmetric keys by algorithm and key id (a JWKS, in a later task). Implementations
+/// must be safe to call from several threads at once.
+class key_source {
+public:
+  virtual ~key_source() = default;
+  /// Returns the key for `alg` and `kid` (empty when the header has none), or nullptr.
+  virtual std::shared_ptr<const key> find(std::string_view alg, std::string_view kid) const = 0;
+};
+
+/// Returns an HS256 key over `secret`; it refuses signatures that are not exactly 32 bytes.
+std::shared_ptr<const key> make_hs256_key(std::string secret);
+
+/// Checks tokens against one fixed configuration. Immutable, so one instance may be shared.
+class verifier {
+public:
+  /// Builds a verifier whose only key is the HS256 secret in `opts` (if any).
+  explicit verifier(options opts);
+
+  /// Builds a verifier that also asks `asymmetric` for keys of every algorithm other than
+  /// HS256. The HMAC secret is only ever used for HS256, and a key from `asymmetric` only for
+  /// the algorithm it reports, which rules out algorithm confusion.
+  verifier(options opts, std::shared_ptr<const key_source> asymmetric);
+
+  /// Returns the verified claims of `token`, or why it is refused. Never throws.
+  outcome verify(std::string_view token, int64_t now_seconds) const;
+
+  /// Returns the options this verifier was built with.
+  const options& config() const { return opts_; }
+
+private:
+  std::shared_ptr<const key> find_key(std::string_view alg, std::string_view kid) const;
+
+  options opts_;
+  std::shared_ptr<const key> hs256_;
+  std::shared_ptr<const key_source> asymmetric_;
+};
+
+/// Returns a compact HS256 JWS with header {"alg":"HS256","typ":"JWT"} over `payload_json`,
+/// which is signed as given (it is not parsed or re-serialised). Throws std::runtime_error
+/// only if OpenSSL itself fails.
+std::string sign_hs256(std::string_view secret, std::string_view payload_json);
+
+/// Returns `bytes` in unpadded base64url (RFC 4648 §5).
+std::string base64url_encode(std::string_view bytes);
+
+/// Decodes strict unpadded base64url: only A-Z a-z 0-9 - _, no '=', no whitespace, no length
+/// that is 1 mod 4, and unused trailing bits must be zero. Returns nullopt otherwise.
+std::optional<std::string> base64url_decode(std::string_view text);
+
+} // namespace todo::jwt

@@ -1,0 +1,61 @@
+#pragma once
+// Plain value types shared by every layer. No CAF, Beast or pqxx here.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace todo {
+
+/// One stored task as the API shows it (user_id is never exposed).
+struct task {
+  int64_t id = 0;
+  std::string title;
+  std::optional<std::string> description;
+  bool completed = false;
+  int64_t created_us = 0; // microseconds since the Unix epoch, UTC
+  int64_t updated_us = 0;
+};
+
+enum class task_status : uint8_t { all, pending, completed };
+enum class task_sort : uint8_t { created, updated, title };
+
+/// The validated query of `GET /api/tasks`.
+struct task_query {
+  task_status status = task_status::all;
+  task_sort sort = task_sort::created;
+  bool descending = true;
+  int64_t limit = 1000;
+  int64_t offset = 0;
+};
+
+/// Fields a client asked to set; an absent optional keeps the stored value.
+struct task_patch {
+  std::optional<std::string> title;
+  bool set_description = false;           // true when the body had "description"
+  std::optional<std::string> description; // nullopt with set_description means null
+  std::optional<bool> completed;
+};
+
+/// What a request asks a user's TaskManager to do.
+enum class op : uint8_t { create, fetch, update, toggle, remove, list };
+
+/// One command for one user's tasks. Which fields matter depends on `kind`:
+/// create uses patch.title/description; update uses patch; toggle uses
+/// patch.completed (nullopt flips, a value sets); list uses query.
+struct task_cmd {
+  op kind = op::fetch;
+  int64_t id = 0;
+  task_patch patch;
+  task_query query;
+};
+
+/// The answer to a task_cmd: the affected row(s); for list, one page and the
+/// total count before paging. remove answers with no rows.
+struct task_result {
+  std::vector<task> rows;
+  int64_t total = 0;
+};
+
+} // namespace todo

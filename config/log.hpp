@@ -1,0 +1,29 @@
+#pragma once
+// One-line logging to stderr. Callers never pass tokens, secrets or connection strings.
+
+#include <cstdint>
+#include <string_view>
+
+namespace todo::log {
+
+enum class level : uint8_t { debug, info, warn, error };
+
+/// Sets the lowest level written and whether lines are JSON objects or plain text.
+void configure(level min, bool json);
+
+/// Returns whether a line at `lvl` would be written.
+bool enabled(level lvl);
+
+/// Writes one line at `lvl`.
+void write(level lvl, std::string_view msg);
+
+inline void debug(std::string_view m) { write(level::debug, m); }
+inline void info(std::string_view m) { write(level::info, m); }
+inline void warn(std::string_view m) { write(level::warn, m); }
+inline void error(std::string_view m) { write(level::error, m); }
+
+/// Writes the access-log line of one request (at info).
+void request(std::string_view method, std::string_view path, unsigned status,
+             int64_t duration_us, std::string_view request_id);
+
+} // namespace todo::log

@@ -1,0 +1,64 @@
+#include "http/listener.hpp"
+
+#include <boost/asio/strand.hpp>
+
+#include "config/log.hpp"
+
+namespace todo::http {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+listener::listener(net::io_context& ioc, server_context& ctx)
+  : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)) {
+}
+
+void listener::open() {
+  auto addr = net::ip::make_address(ctx_.cfg.host);
+  tcp::endpoint ep{addr, static_cast<unsigned short>(ctx_.cfg.port)};
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(net::socket_base::max_listen_connections);
+}
+
+void listener::start() {
+  net::dispatch(acceptor_.get_executor(), [this] { accept(); });
+}
+
+void listener::stop() {
+  net::post(acceptor_.get_executor(), [this] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+  });
+}
+
+unsigned short listener::port() const {
+  return acceptor_.local_endpoint().port();
+}
+
+void listener::accept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec,
+                                                        tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open())
+      return;
+    if (!ec) {
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      if (ctx_.connections.load() >= static_cast<size_t>(ctx_.cfg.max_connections))
+        refuse_connection(std::move(socket));
+      else
+        start_session(std::move(socket), ctx_);
+    } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+      // Out of file descriptors: back off briefly instead of spinning.
+      log::warn("accept failed: out of file descriptors");
+      auto timer = std::make_shared<net::steady_timer>(acceptor_.get_executor(),
+                                                       std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](boost::system::error_code) { accept(); });
+      return;
+    }
+    accept();
+  });
+}
+
+} // namespace todo::http

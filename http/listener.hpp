@@ -1,0 +1,41 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "http/server.hpp"
+
+namespace todo::http {
+
+/// Accepts connections and starts a session for each, up to MAX_CONNECTIONS.
+class listener {
+public:
+  listener(boost::asio::io_context& ioc, server_context& ctx);
+
+  /// Binds HOST:PORT; throws boost::system::system_error when it cannot.
+  void open();
+
+  /// Starts accepting.
+  void start();
+
+  /// Stops accepting; sessions already open go on until they finish.
+  void stop();
+
+  /// Returns the bound port (useful when PORT was 0).
+  unsigned short port() const;
+
+private:
+  void accept();
+
+  boost::asio::io_context& ioc_;
+  server_context& ctx_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+};
+
+/// Starts a session on an accepted socket (defined in session.cpp).
+void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx);
+
+/// Answers 503 with Retry-After and closes (defined in session.cpp).
+void refuse_connection(boost::asio::ip::tcp::socket socket);
+
+} // namespace todo::http

@@ -1,0 +1,129 @@
+#include "http/router.hpp"
+
+#include <array>
+#include <cstddef>
+
+namespace todo::http {
+
+namespace {
+
+constexpr std::string_view api_prefix = "/api/";
+constexpr std::string_view allow_get = "GET";
+constexpr std::string_view allow_collection = "GET, POST";
+constexpr std::string_view allow_item = "GET, PUT, PATCH, DELETE";
+constexpr std::string_view allow_complete = "PATCH";
+
+// /api/{user_id}/tasks/{id}/complete is the longest route: four segments after /api/.
+constexpr std::size_t max_segments = 4;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/// Percent-decodes a path segment into `out`; returns false on a malformed escape.
+bool percent_decode(std::string_view in, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]); // '+' is literal in a path; only query strings use it for space
+      continue;
+    }
+    if (in.size() - i < 3)
+      return false;
+    int hi = hex_value(in[i + 1]);
+    int lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0)
+      return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+/// Returns a result that only says whether the path was under /api/.
+route_result not_found(bool api) {
+  route_result r;
+  r.api = api;
+  return r;
+}
+
+/// Sets `r` to `ok` with `act` when `method` is `m`; returns whether it matched.
+bool accept(route_result& r, std::string_view method, std::string_view m, action act) {
+  if (method != m)
+    return false;
+  r.result = route_result::outcome::ok;
+  r.act = act;
+  return true;
+}
+
+} // namespace
+
+route_result route(std::string_view method, std::string_view path) {
+  using outcome = route_result::outcome;
+  if (path == "/health" || path == "/ready") {
+    route_result r;
+    r.allow = allow_get;
+    if (!accept(r, method, "GET", path == "/health" ? action::health : action::ready))
+      r.result = outcome::method_not_allowed;
+    return r;
+  }
+  if (path.substr(0, api_prefix.size()) != api_prefix)
+    return not_found(false);
+  // Split what follows /api/ into segments; any empty one (from "//" or a trailing "/") is 404.
+  std::array<std::string_view, max_segments> segs;
+  std::size_t n = 0;
+  std::string_view rest = path.substr(api_prefix.size());
+  for (;;) {
+    auto slash = rest.find('/');
+    auto seg = rest.substr(0, slash);
+    if (seg.empty() || n == max_segments)
+      return not_found(true);
+    segs[n++] = seg;
+    if (slash == std::string_view::npos)
+      break;
+    rest.remove_prefix(slash + 1);
+  }
+  route_result r;
+  r.api = true;
+  std::size_t first = 0; // index of the "tasks" segment
+  if (segs[0] != "tasks") {
+    if (n < 2 || segs[1] != "tasks")
+      return not_found(true);
+    if (!percent_decode(segs[0], r.user_id) || r.user_id.empty())
+      return not_found(true);
+    r.scoped = true;
+    first = 1;
+  }
+  std::size_t tail = n - first - 1; // segments after "tasks"
+  if (tail == 0) {
+    r.allow = allow_collection;
+    if (!accept(r, method, "GET", action::list) && !accept(r, method, "POST", action::create))
+      r.result = outcome::method_not_allowed;
+    return r;
+  }
+  r.id = segs[first + 1];
+  if (tail == 1) {
+    r.allow = allow_item;
+    if (!accept(r, method, "GET", action::fetch) && !accept(r, method, "PUT", action::update)
+        && !accept(r, method, "PATCH", action::update)
+        && !accept(r, method, "DELETE", action::remove))
+      r.result = outcome::method_not_allowed;
+    return r;
+  }
+  if (tail == 2 && segs[first + 2] == "complete") {
+    r.allow = allow_complete;
+    if (!accept(r, method, "PATCH", action::complete))
+      r.result = outcome::method_not_allowed;
+    return r;
+  }
+  return not_found(true);
+}
+
+} // namespace todo::http

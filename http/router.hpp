@@ -1,0 +1,37 @@
+#pragma once
+// Maps a request's method and path to one of the API's actions. Pure code: no Beast, no CAF.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace todo::http {
+
+/// What a request asks the service to do.
+enum class action : uint8_t { list, create, fetch, update, remove, complete, health, ready };
+
+/// The outcome of routing one request line.
+struct route_result {
+  enum class outcome : uint8_t { ok, not_found, method_not_allowed } result = outcome::not_found;
+  action act = action::health;
+  bool api = false;        // path is under /api/ (needs auth, gets CORS)
+  bool scoped = false;     // the /api/{user_id}/tasks... family
+  std::string user_id;     // percent-decoded {user_id} when scoped
+  std::string_view id;     // raw {id} segment (validated elsewhere), empty if none
+  std::string_view allow;  // e.g. "GET, POST" for 405 (and useful for OPTIONS)
+};
+
+/// Routes a method ("GET", ...) and a path (no query string) to an action.
+///
+/// `id` points into `path`, so `path` must outlive the result. Rules:
+/// - methods match case-sensitively (RFC 9110: method names are case-sensitive);
+/// - a path whose first segment after `/api/` is exactly `tasks` is always the unscoped
+///   family, so `/api/tasks/tasks` is the task with id "tasks" (a 400 later);
+/// - an empty segment (`//`) and a trailing slash are 404: `/api/tasks/` is not `/api/tasks`,
+///   because silently accepting both would give each resource two URLs (and two cache keys);
+/// - `{user_id}` is percent-decoded; a bad escape or an empty result is 404;
+/// - a known path with an unknown method is 405 with `allow` set; `allow` is also set for
+///   known paths answered `ok`, so a CORS preflight can use it.
+route_result route(std::string_view method, std::string_view path);
+
+} // namespace todo::http

@@ -1,0 +1,244 @@
+// todo-api: the Todo REST API server, and a `token` subcommand that mints dev tokens.
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "actors/actor_gateway.hpp"
+#include "actors/auth.hpp"
+#include "actors/user_registry.hpp"
+#include "config/log.hpp"
+#include "config/settings.hpp"
+#include "http/listener.hpp"
+#include "persistence/db_pool.hpp"
+#include "persistence/migrations.hpp"
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_dotenv() {
+  std::ifstream in{".env"};
+  if (!in)
+    return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20)
+      out += c;
+  }
+  return out;
+}
+
+int token_command(const std::vector<std::string>& args) {
+  std::string sub;
+  long long ttl = 3600;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= args.size()) {
+        std::cerr << name << ": missing value\n";
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    if (args[i] == "--sub")
+      sub = value("--sub");
+    else if (args[i] == "--ttl")
+      ttl = std::stoll(value("--ttl"));
+    else if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << "usage: todo-api token --sub USER_ID [--ttl SECONDS]\n"
+                   "Prints an HS256 token signed with BETTER_AUTH_SECRET (env or .env).\n";
+      return 0;
+    } else {
+      std::cerr << args[i] << ": unknown option\n";
+      return 2;
+    }
+  }
+  if (sub.empty()) {
+    std::cerr << "--sub: required\n";
+    return 2;
+  }
+  auto env = todo::environment_map();
+  auto dotenv = todo::parse_dotenv(read_dotenv());
+  std::string secret = env.count("BETTER_AUTH_SECRET") ? env["BETTER_AUTH_SECRET"]
+                                                       : dotenv["BETTER_AUTH_SECRET"];
+  if (secret.empty()) {
+    std::cerr << "BETTER_AUTH_SECRET: required\n";
+    return 2;
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  std::string payload = "{\"sub\":\"" + json_escape(sub) + "\",\"iat\":" + std::to_string(now) +
+                        ",\"exp\":" + std::to_string(now + ttl) + "}";
+  std::cout << todo::jwt::sign_hs256(secret, payload) << "\n";
+  return 0;
+}
+
+todo::log::level parse_level(const std::string& s) {
+  if (s == "debug")
+    return todo::log::level::debug;
+  if (s == "warn")
+    return todo::log::level::warn;
+  if (s == "error")
+    return todo::log::level::error;
+  return todo::log::level::info;
+}
+
+// Applies the migrations, waiting for the database to come up for a while.
+bool migrate_with_retries(const std::string& conninfo, std::chrono::seconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      auto n = todo::db::migrate(conninfo);
+      todo::log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");
+      return true;
+    } catch (const std::exception&) {
+      // The libpq message may echo parts of the connection string: keep it out of the log.
+      if (std::chrono::steady_clock::now() > deadline) {
+        todo::log::error("cannot migrate the database: is DATABASE_URL reachable?");
+        return false;
+      }
+      if (attempt == 1)
+        todo::log::warn("database not reachable yet; retrying");
+      std::this_thread::sleep_for(500ms);
+    }
+  }
+}
+
+std::string random_prefix() {
+  std::random_device rd;
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i)
+    out += hex[rd() % 16];
+  return out + "-";
+}
+
+int serve(const todo::settings& cfg) {
+  todo::log::configure(parse_level(cfg.log_level), cfg.log_format == "json");
+  auto db_timeout = std::chrono::milliseconds(cfg.db_timeout_ms);
+  if (!migrate_with_retries(cfg.database_url, 30s))
+    return 1;
+
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
+  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{sys_cfg};
+
+  todo::db::db_config db_cfg;
+  db_cfg.conninfo = cfg.database_url;
+  db_cfg.timeout = db_timeout;
+  db_cfg.pool_size = static_cast<size_t>(cfg.db_pool_size);
+  db_cfg.queue_limit = cfg.db_queue_limit;
+  auto db = todo::db::spawn_db_pool(sys, db_cfg);
+
+  todo::jwt::options jwt_opts;
+  jwt_opts.hs256_secret = cfg.better_auth_secret;
+  jwt_opts.algorithms = cfg.jwt_algorithms;
+  jwt_opts.leeway_seconds = cfg.jwt_leeway_seconds;
+  jwt_opts.require_exp = cfg.jwt_require_exp;
+  jwt_opts.issuer = cfg.better_auth_issuer;
+  jwt_opts.audience = cfg.better_auth_audience;
+  auto auth = sys.spawn(todo::auth, std::make_shared<const todo::jwt::verifier>(jwt_opts));
+
+  todo::registry_limits limits;
+  limits.db_timeout = db_timeout;
+  limits.user_idle = std::chrono::milliseconds(cfg.user_idle_ms);
+  limits.max_pending_per_user = cfg.max_pending_per_user;
+  auto registry = sys.spawn(todo::user_registry, db, limits);
+
+  // The client's wait is bounded by the database timeout plus a little for the hops.
+  auto gw = todo::make_actor_gateway(sys, auth, registry, db, db_timeout + 500ms);
+  todo::http::server_context ctx{cfg, *gw};
+  ctx.request_id_prefix = random_prefix();
+
+  net::io_context ioc{cfg.threads};
+  todo::http::listener lst{ioc, ctx};
+  try {
+    lst.open();
+  } catch (const std::exception& e) {
+    todo::log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " +
+                     e.what());
+    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  lst.start();
+  todo::log::info("listening on " + cfg.host + ":" + std::to_string(lst.port()) + " (" +
+                  std::to_string(cfg.threads) + " I/O threads, " +
+                  std::to_string(cfg.db_pool_size) + " DB connections)");
+
+  // Shutdown: stop accepting, let in-flight requests finish (up to the grace period), stop.
+  net::signal_set signals{ioc, SIGINT, SIGTERM};
+  net::steady_timer drain{ioc};
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> poll = [&] {
+    if (ctx.in_flight.load() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+      ioc.stop();
+      return;
+    }
+    drain.expires_after(10ms);
+    drain.async_wait([&](boost::system::error_code) { poll(); });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec)
+      return;
+    todo::log::info(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                    ", draining");
+    lst.stop();
+    *deadline = std::chrono::steady_clock::now() +
+                std::chrono::milliseconds(cfg.shutdown_grace_ms);
+    poll();
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < cfg.threads; ++i)
+    threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads)
+    t.join();
+
+  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
+  todo::log::info("stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "token")
+    return token_command({args.begin() + 1, args.end()});
+  auto loaded = todo::load_settings(args, todo::environment_map(), read_dotenv());
+  if (loaded.help) {
+    std::cout << todo::help_text();
+    return 0;
+  }
+  if (loaded.error) {
+    std::cerr << loaded.error->line() << "\n";
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  return serve(*loaded.value);
+}

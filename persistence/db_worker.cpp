@@ -1,0 +1,202 @@
+#include "persistence/db_worker.hpp"
+
+#include <pqxx/pqxx>
+
+#include "config/log.hpp"
+#include "persistence/sql.hpp"
+
+namespace todo::db {
+
+struct connection_holder {
+  pqxx::connection conn;
+  explicit connection_holder(const std::string& conninfo) : conn(conninfo) {
+  }
+};
+
+db_worker_state::db_worker_state() = default;
+db_worker_state::~db_worker_state() = default;
+
+std::string with_connect_timeout(const std::string& conninfo, caf::timespan timeout) {
+  if (conninfo.find("connect_timeout") != std::string::npos)
+    return conninfo;
+  auto secs = std::max<long long>(
+    1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+  auto param = "connect_timeout=" + std::to_string(secs);
+  bool url = conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0;
+  if (!url)
+    return conninfo.empty() ? param : conninfo + " " + param;
+  return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + param;
+}
+
+namespace {
+
+constexpr auto max_backoff = std::chrono::seconds(2);
+
+task read_task(const pqxx::row& r) {
+  task t;
+  t.id = r[0].as<int64_t>();
+  t.title = r[1].as<std::string>();
+  if (!r[2].is_null())
+    t.description = r[2].as<std::string>();
+  t.completed = r[3].as<bool>();
+  t.created_us = r[4].as<int64_t>();
+  t.updated_us = r[5].as<int64_t>();
+  return t;
+}
+
+const char* opt_cstr(const std::optional<std::string>& s) {
+  return s ? s->c_str() : nullptr;
+}
+
+const char* opt_bool(const std::optional<bool>& b) {
+  if (!b)
+    return nullptr;
+  return *b ? "true" : "false";
+}
+
+// Runs one command in autocommit mode: one round trip, committed when the result arrives.
+caf::result<task_result> run(pqxx::connection& conn, const std::string& user,
+                             const task_cmd& cmd) {
+  pqxx::nontransaction tx{conn};
+  task_result out;
+  auto one = [&](const pqxx::result& r) -> caf::result<task_result> {
+    if (r.empty())
+      return caf::make_error(errc::task_not_found);
+    out.rows.push_back(read_task(r[0]));
+    out.total = 1;
+    return out;
+  };
+  const auto& p = cmd.patch;
+  switch (cmd.kind) {
+    case op::create:
+      return one(tx.exec_prepared("create", user, opt_cstr(p.title), opt_cstr(p.description)));
+    case op::fetch:
+      return one(tx.exec_prepared("fetch", cmd.id, user));
+    case op::update:
+      return one(tx.exec_prepared("update", cmd.id, user, opt_cstr(p.title),
+                                  p.set_description ? "true" : "false",
+                                  opt_cstr(p.description), opt_bool(p.completed)));
+    case op::toggle:
+      return one(tx.exec_prepared("toggle", cmd.id, user, opt_bool(p.completed)));
+    case op::remove: {
+      auto r = tx.exec_prepared("remove", cmd.id, user);
+      if (r.affected_rows() == 0)
+        return caf::make_error(errc::task_not_found);
+      return out;
+    }
+    case op::list: {
+      const auto& q = cmd.query;
+      auto r = tx.exec_prepared(sql::list_name(q), user, q.limit, q.offset);
+      out.rows.reserve(r.size());
+      for (const auto& row : r)
+        out.rows.push_back(read_task(row));
+      if (!r.empty()) {
+        out.total = r[0][6].as<int64_t>();
+      } else if (q.offset > 0) {
+        // Past the last page the window count is gone: ask for it.
+        static const char* counts[] = {"count_all", "count_pending", "count_completed"};
+        out.total = tx.exec_prepared(counts[static_cast<int>(q.status)], user)[0][0]
+                      .as<int64_t>();
+      }
+      return out;
+    }
+  }
+  return caf::make_error(errc::internal);
+}
+
+} // namespace
+
+db_actor::behavior_type db_worker(db_actor::stateful_pointer<db_worker_state> self,
+                                  db_config cfg) {
+  self->state.cfg = std::move(cfg);
+  self->state.cfg.conninfo = with_connect_timeout(self->state.cfg.conninfo,
+                                                  self->state.cfg.timeout);
+  // Returns the live connection, (re)connecting unless a recent attempt failed.
+  auto connection = [self]() -> pqxx::connection* {
+    auto& st = self->state;
+    if (st.conn)
+      return &st.conn->conn;
+    auto now = caf::make_timestamp();
+    if (now < st.retry_at)
+      return nullptr;
+    try {
+      auto h = std::make_unique<connection_holder>(st.cfg.conninfo);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.timeout).count();
+      {
+        pqxx::nontransaction tx{h->conn};
+        tx.exec("SET statement_timeout = " + std::to_string(ms));
+      }
+      for (const auto& s : sql::all_statements())
+        h->conn.prepare(s.name, s.text);
+      st.conn = std::move(h);
+      if (st.backoff.count() > 0)
+        log::info("db worker reconnected");
+      st.backoff = std::chrono::milliseconds(0);
+      return &st.conn->conn;
+    } catch (const std::exception&) {
+      // libpq's message may quote the connection string: never log it.
+      st.backoff = std::min<caf::timespan>(
+        max_backoff, std::max<caf::timespan>(std::chrono::milliseconds(100), st.backoff * 2));
+      st.retry_at = now + st.backoff;
+      log::warn("db worker cannot connect; retrying in " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 st.backoff).count()) + " ms");
+      return nullptr;
+    }
+  };
+  // Drops the connection after an error that may have broken it.
+  auto drop = [self] {
+    self->state.conn.reset();
+    self->state.retry_at = caf::make_timestamp();
+  };
+  connection(); // connect eagerly so that the first request does not pay for it
+  return {
+    [self, connection, drop](atom::exec, const std::string& user,
+                             const task_cmd& cmd) -> caf::result<task_result> {
+      auto* conn = connection();
+      if (!conn)
+        return caf::make_error(errc::db_unavailable);
+      try {
+        return run(*conn, user, cmd);
+      } catch (const pqxx::broken_connection&) {
+        drop();
+        return caf::make_error(errc::db_unavailable);
+      } catch (const pqxx::in_doubt_error&) {
+        // The commit may or may not have happened: never answer 2xx.
+        drop();
+        return caf::make_error(errc::db_unavailable);
+      } catch (const pqxx::statement_completion_unknown&) {
+        drop();
+        return caf::make_error(errc::db_unavailable);
+      } catch (const pqxx::sql_error& e) {
+        auto state = e.sqlstate();
+        if (!conn->is_open())
+          drop();
+        // Class 57 (statement_timeout, admin shutdown), 08 (connection), 53 (resources):
+        // the database is not serving us right now.
+        if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("53", 0) == 0)
+          return caf::make_error(errc::db_unavailable);
+        log::error("db statement failed, sqlstate " + state);
+        return caf::make_error(errc::internal);
+      } catch (const std::exception&) {
+        drop();
+        return caf::make_error(errc::db_unavailable);
+      }
+    },
+    [self, connection, drop](atom::ping) -> bool {
+      auto* conn = connection();
+      if (!conn)
+        return false;
+      try {
+        pqxx::nontransaction tx{*conn};
+        tx.exec_prepared("ping");
+        return true;
+      } catch (const std::exception&) {
+        drop();
+        return false;
+      }
+    },
+  };
+}
+
+} // namespace todo::db

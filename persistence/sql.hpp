@@ -1,0 +1,28 @@
+#pragma once
+// Every statement the DB workers prepare, by name. $1 is always the task id or the user.
+
+#include <string>
+#include <vector>
+
+#include "actors/model.hpp"
+
+namespace todo::sql {
+
+/// Columns of a task row as the workers read them: timestamps as microseconds since epoch.
+inline constexpr const char* task_columns =
+  "id, title, description, completed, "
+  "(extract(epoch from created_at) * 1000000)::int8, "
+  "(extract(epoch from updated_at) * 1000000)::int8";
+
+struct statement {
+  std::string name;
+  std::string text;
+};
+
+/// Returns the name of the list statement for a query's filter and order.
+std::string list_name(const task_query& q);
+
+/// Returns every statement a worker prepares on each new connection.
+const std::vector<statement>& all_statements();
+
+} // namespace todo::sql

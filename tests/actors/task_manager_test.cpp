@@ -1,0 +1,132 @@
+#include <catch2/catch.hpp>
+
+#include "actors/task_manager.hpp"
+#include "tests/support/deterministic_system.hpp"
+#include "tests/support/fake_db.hpp"
+
+using namespace todo;
+using todo::test::deterministic_system;
+
+namespace {
+
+task_cmd create(std::string title) {
+  task_cmd c;
+  c.kind = op::create;
+  c.patch.title = std::move(title);
+  return c;
+}
+
+task_cmd by_id(op kind, int64_t id) {
+  task_cmd c;
+  c.kind = kind;
+  c.id = id;
+  return c;
+}
+
+struct manager_fixture : deterministic_system {
+  std::shared_ptr<test::fake_db_data> data = std::make_shared<test::fake_db_data>();
+  test::fake_db_actor db = sys.spawn(test::fake_db, data);
+  task_manager_actor spawn_manager(std::string user) {
+    return sys.spawn(task_manager, std::move(user), caf::actor_cast<db_actor>(db),
+                     caf::timespan{std::chrono::seconds(2)});
+  }
+  ~manager_fixture() {
+    caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(manager_fixture, "a task manager sends one mutation at a time to the database") {
+  auto alice = spawn_manager("alice");
+  auto made = ask<task_result>(alice, atom::exec::value, create("milk"));
+  REQUIRE(made);
+  auto id = made->rows.at(0).id;
+  data->hold = true;
+  auto before = data->log.size();
+  std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
+  for (int i = 0; i < 5; ++i)
+    answers.push_back(ask_later<task_result>(alice, atom::exec::value, by_id(op::toggle, id)));
+  run();
+  // The manager waits for the first toggle before it even reads the second.
+  CHECK(data->log.size() == before + 1);
+  for (int i = 0; i < 5; ++i) {
+    caf::anon_send(db, atom::tick::value);
+    run();
+    CHECK(data->log.size() == before + std::min<size_t>(5, static_cast<size_t>(i) + 2));
+  }
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(answers[static_cast<size_t>(i)]->has_value());
+    auto& r = **answers[static_cast<size_t>(i)];
+    REQUIRE(r);
+    // Answers alternate: each toggle saw the previous one's result.
+    CHECK(r->rows.at(0).completed == (i % 2 == 0));
+  }
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "a burst of creates is applied in arrival order") {
+  auto alice = spawn_manager("alice");
+  std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
+  for (int i = 0; i < 100; ++i)
+    answers.push_back(
+      ask_later<task_result>(alice, atom::exec::value, create("t" + std::to_string(i))));
+  run();
+  int64_t last_id = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto& r = **answers[static_cast<size_t>(i)];
+    REQUIRE(r);
+    CHECK(r->rows.at(0).title == "t" + std::to_string(i));
+    CHECK(r->rows.at(0).id > last_id);
+    last_id = r->rows.at(0).id;
+  }
+  task_cmd list;
+  list.kind = op::list;
+  auto page = ask<task_result>(alice, atom::exec::value, list);
+  REQUIRE(page);
+  CHECK(page->total == 100);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "a user's actor never sees another user's tasks") {
+  auto alice = spawn_manager("alice");
+  auto bob = spawn_manager("bob");
+  auto made = ask<task_result>(alice, atom::exec::value, create("alice's"));
+  REQUIRE(made);
+  auto id = made->rows.at(0).id;
+  for (auto kind : {op::fetch, op::toggle, op::remove}) {
+    auto r = ask<task_result>(bob, atom::exec::value, by_id(kind, id));
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == errc::task_not_found);
+  }
+  auto upd = by_id(op::update, id);
+  upd.patch.title = "stolen";
+  auto r = ask<task_result>(bob, atom::exec::value, upd);
+  REQUIRE_FALSE(r);
+  CHECK(r.error() == errc::task_not_found);
+  task_cmd list;
+  list.kind = op::list;
+  auto bobs = ask<task_result>(bob, atom::exec::value, list);
+  REQUIRE(bobs);
+  CHECK(bobs->rows.empty());
+  auto still = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, id));
+  REQUIRE(still);
+  CHECK(still->rows.at(0).title == "alice's");
+  CHECK_FALSE(still->rows.at(0).completed);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(bob, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "a database that does not answer in time gives db_unavailable") {
+  auto alice = spawn_manager("alice");
+  data->hold = true;
+  auto answer = ask_later<task_result>(alice, atom::exec::value, create("slow"));
+  run();
+  CHECK_FALSE(answer->has_value());
+  sched.clock().advance_time(std::chrono::seconds(3));
+  run();
+  REQUIRE(answer->has_value());
+  REQUIRE_FALSE(**answer);
+  CHECK((*answer)->error() == errc::db_unavailable);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}

@@ -1,0 +1,409 @@
+// Black-box tests of the real server: every route of API.md §2, the rules of §1, §3 and §6.
+
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+
+#include "actors/jwt.hpp"
+#include "tests/http/http_client.hpp"
+
+using namespace todo::test;
+namespace json = boost::json;
+
+namespace {
+
+struct api {
+  server_process& server = shared_server();
+  http_client client{server.port()};
+  std::string user = fresh_user();
+  std::string token = token_for(user);
+
+  header_list auth(header_list extra = {}) const {
+    extra.emplace_back("Authorization", "Bearer " + token);
+    return extra;
+  }
+  header_list auth_json() const {
+    return auth({{"Content-Type", "application/json"}});
+  }
+  http_response get(const std::string& target) {
+    return client.request("GET", target, auth());
+  }
+  http_response send(const std::string& method, const std::string& target,
+                     const std::string& body) {
+    return client.request(method, target, auth_json(), body);
+  }
+  json::object create(const std::string& title) {
+    auto r = send("POST", "/api/tasks", json::serialize(json::object{{"title", title}}));
+    REQUIRE(r.status == 201);
+    return json::parse(r.body).as_object();
+  }
+};
+
+json::value body_of(const http_response& r) {
+  return json::parse(r.body);
+}
+
+// Returns the "type" and "loc" of the first validation error in a 400 body.
+std::pair<std::string, std::string> first_error(const http_response& r) {
+  auto v = body_of(r);
+  const auto& e = v.at("detail").as_array().at(0).as_object();
+  return {json::value_to<std::string>(e.at("type")), json::serialize(e.at("loc"))};
+}
+
+} // namespace
+
+TEST_CASE_METHOD(api, "health and ready answer without a token") {
+  auto h = client.request("GET", "/health");
+  CHECK(h.status == 200);
+  CHECK(body_of(h) == json::parse(R"({"status":"ok"})"));
+  CHECK(h.header("content-type") == "application/json");
+  auto r = client.request("GET", "/ready");
+  CHECK(r.status == 200);
+}
+
+TEST_CASE_METHOD(api, "POST /api/tasks creates a task and answers 201 with Location") {
+  auto r = send("POST", "/api/tasks", R"({"title":"Buy milk","description":"2 litres"})");
+  REQUIRE(r.status == 201);
+  auto t = body_of(r).as_object();
+  CHECK(t.at("title") == "Buy milk");
+  CHECK(t.at("description") == "2 litres");
+  CHECK(t.at("completed") == false);
+  CHECK(t.at("id").is_int64());
+  CHECK_FALSE(t.contains("user_id"));
+  auto created = json::value_to<std::string>(t.at("created_at"));
+  CHECK(created.size() == 27); // 2026-11-24T03:10:00.123456Z
+  CHECK(created.back() == 'Z');
+  CHECK(t.at("created_at") == t.at("updated_at"));
+  CHECK(r.header("location") == "/api/tasks/" + std::to_string(t.at("id").as_int64()));
+  // description is optional
+  auto bare = send("POST", "/api/tasks", R"({"title":"No description"})");
+  REQUIRE(bare.status == 201);
+  CHECK(body_of(bare).at("description").is_null());
+}
+
+TEST_CASE_METHOD(api, "GET /api/tasks/{id} returns the task") {
+  auto t = create("read me");
+  auto id = std::to_string(t.at("id").as_int64());
+  auto r = get("/api/tasks/" + id);
+  REQUIRE(r.status == 200);
+  CHECK(body_of(r) == json::value(t));
+}
+
+TEST_CASE_METHOD(api, "PUT and PATCH update only the fields given") {
+  auto t = create("original");
+  auto id = std::to_string(t.at("id").as_int64());
+  auto r = send("PUT", "/api/tasks/" + id, R"({"description":"added"})");
+  REQUIRE(r.status == 200);
+  CHECK(body_of(r).at("title") == "original");
+  CHECK(body_of(r).at("description") == "added");
+  auto p = send("PATCH", "/api/tasks/" + id, R"({"title":"renamed","completed":true})");
+  REQUIRE(p.status == 200);
+  CHECK(body_of(p).at("title") == "renamed");
+  CHECK(body_of(p).at("description") == "added");
+  CHECK(body_of(p).at("completed") == true);
+  auto n = send("PATCH", "/api/tasks/" + id, R"({"description":null})");
+  REQUIRE(n.status == 200);
+  CHECK(body_of(n).at("description").is_null());
+  auto e = send("PUT", "/api/tasks/" + id, "{}");
+  REQUIRE(e.status == 200);
+  CHECK(body_of(e) == body_of(n)); // an empty object changes nothing
+}
+
+TEST_CASE_METHOD(api, "PATCH /complete toggles, or sets when given a body") {
+  auto t = create("toggle me");
+  auto path = "/api/tasks/" + std::to_string(t.at("id").as_int64()) + "/complete";
+  auto r1 = client.request("PATCH", path, auth());
+  REQUIRE(r1.status == 200);
+  CHECK(body_of(r1).at("completed") == true);
+  auto r2 = client.request("PATCH", path, auth());
+  CHECK(body_of(r2).at("completed") == false);
+  auto s1 = send("PATCH", path, R"({"completed":true})");
+  CHECK(body_of(s1).at("completed") == true);
+  auto s2 = send("PATCH", path, R"({"completed":true})");
+  CHECK(body_of(s2).at("completed") == true); // idempotent
+  auto bad = send("PATCH", path, R"({"completed":"true"})");
+  CHECK(bad.status == 400);
+}
+
+TEST_CASE_METHOD(api, "DELETE answers 204 with no body, then the task is gone") {
+  auto t = create("delete me");
+  auto path = "/api/tasks/" + std::to_string(t.at("id").as_int64());
+  auto d = client.request("DELETE", path, auth());
+  CHECK(d.status == 204);
+  CHECK(d.body.empty());
+  CHECK_FALSE(d.has("content-length"));
+  auto g = get(path);
+  CHECK(g.status == 404);
+  CHECK(body_of(g) == json::parse(R"({"detail":"Task not found"})"));
+  CHECK(client.request("DELETE", path, auth()).status == 404);
+}
+
+TEST_CASE_METHOD(api, "GET /api/tasks filters, sorts, pages and counts") {
+  for (auto title : {"b", "a", "c"})
+    create(title);
+  auto first = get("/api/tasks");
+  REQUIRE(first.status == 200);
+  auto arr = body_of(first).as_array();
+  REQUIRE(arr.size() == 3);
+  CHECK(first.header("x-total-count") == "3");
+  CHECK(arr[0].at("title") == "c"); // default -created
+  auto id_a = std::to_string(arr[1].at("id").as_int64());
+  REQUIRE(client.request("PATCH", "/api/tasks/" + id_a + "/complete", auth()).status == 200);
+
+  auto by_title = body_of(get("/api/tasks?sort=title")).as_array();
+  CHECK(by_title[0].at("title") == "a");
+  CHECK(by_title[2].at("title") == "c");
+  auto desc = body_of(get("/api/tasks?sort=-title")).as_array();
+  CHECK(desc[0].at("title") == "c");
+  auto asc = body_of(get("/api/tasks?sort=created")).as_array();
+  CHECK(asc[0].at("title") == "b");
+  auto done = get("/api/tasks?status=completed");
+  CHECK(done.header("x-total-count") == "1");
+  CHECK(body_of(done).as_array().at(0).at("title") == "a");
+  auto pending = get("/api/tasks?status=pending");
+  CHECK(pending.header("x-total-count") == "2");
+  auto page = get("/api/tasks?sort=title&limit=1&offset=1");
+  CHECK(page.header("x-total-count") == "3");
+  REQUIRE(body_of(page).as_array().size() == 1);
+  CHECK(body_of(page).as_array().at(0).at("title") == "b");
+  auto updated = get("/api/tasks?sort=-updated");
+  CHECK(body_of(updated).as_array().at(0).at("title") == "a");
+  for (auto q : {"status=done", "sort=name", "limit=0", "limit=1001", "offset=-1", "limit=x"})
+    CHECK(get(std::string{"/api/tasks?"} + q).status == 400);
+}
+
+TEST_CASE_METHOD(api, "the /api/{user_id}/tasks family works for the token's own user") {
+  auto base = "/api/" + user + "/tasks";
+  auto c = client.request("POST", base, auth_json(), R"({"title":"scoped"})");
+  REQUIRE(c.status == 201);
+  auto id = std::to_string(body_of(c).at("id").as_int64());
+  CHECK(c.header("location") == base + "/" + id);
+  CHECK(client.request("GET", base, auth()).status == 200);
+  CHECK(client.request("GET", base + "/" + id, auth()).status == 200);
+  CHECK(client.request("PUT", base + "/" + id, auth_json(), R"({"title":"x"})").status == 200);
+  CHECK(client.request("PATCH", base + "/" + id, auth_json(), R"({"title":"y"})").status == 200);
+  CHECK(client.request("PATCH", base + "/" + id + "/complete", auth()).status == 200);
+  CHECK(client.request("DELETE", base + "/" + id, auth()).status == 204);
+  // the same task is visible through the other family
+  auto t = create("both");
+  auto tid = std::to_string(t.at("id").as_int64());
+  CHECK(client.request("GET", base + "/" + tid, auth()).status == 200);
+}
+
+TEST_CASE_METHOD(api, "another user's id in the path is 403 on every scoped route") {
+  auto other = "/api/" + fresh_user("other") + "/tasks";
+  auto forbidden = json::parse(R"({"detail":"Forbidden"})");
+  for (auto [method, path] : std::vector<std::pair<std::string, std::string>>{
+         {"GET", other}, {"POST", other}, {"GET", other + "/1"}, {"PUT", other + "/1"},
+         {"PATCH", other + "/1"}, {"DELETE", other + "/1"}, {"PATCH", other + "/1/complete"}}) {
+    auto r = client.request(method, path, auth_json(), method == "GET" || method == "DELETE"
+                                                         ? ""
+                                                         : R"({"title":"x"})");
+    INFO(method << " " << path);
+    CHECK(r.status == 403);
+    CHECK(body_of(r) == forbidden);
+  }
+}
+
+TEST_CASE_METHOD(api, "two users never see or touch each other's tasks") {
+  auto mine = create("mine");
+  auto id = std::to_string(mine.at("id").as_int64());
+  api bob;
+  auto not_found = json::parse(R"({"detail":"Task not found"})");
+  for (auto [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
+         {"GET", "/api/tasks/" + id, ""},
+         {"PUT", "/api/tasks/" + id, R"({"title":"stolen"})"},
+         {"PATCH", "/api/tasks/" + id, R"({"title":"stolen"})"},
+         {"PATCH", "/api/tasks/" + id + "/complete", ""},
+         {"DELETE", "/api/tasks/" + id, ""},
+         {"GET", "/api/" + bob.user + "/tasks/" + id, ""},
+         {"DELETE", "/api/" + bob.user + "/tasks/" + id, ""}}) {
+    auto r = bob.client.request(method, path, body.empty() ? bob.auth() : bob.auth_json(), body);
+    INFO(method << " " << path);
+    CHECK(r.status == 404);
+    CHECK(body_of(r) == not_found);
+  }
+  auto bobs = bob.get("/api/tasks");
+  CHECK(bobs.header("x-total-count") == "0");
+  CHECK(body_of(bobs).as_array().empty());
+  auto still = get("/api/tasks/" + id);
+  REQUIRE(still.status == 200);
+  CHECK(body_of(still) == json::value(mine)); // untouched
+}
+
+TEST_CASE_METHOD(api, "requests without a valid token get 401 with WWW-Authenticate") {
+  auto none = client.request("GET", "/api/tasks");
+  CHECK(none.status == 401);
+  CHECK(none.header("www-authenticate") == "Bearer");
+  CHECK(body_of(none) == json::parse(R"({"detail":"Not authenticated"})"));
+  auto basic = client.request("GET", "/api/tasks", {{"Authorization", "Basic abc"}});
+  CHECK(basic.status == 401);
+  auto lower = client.request("GET", "/api/tasks", {{"Authorization", "bearer " + token}});
+  CHECK(lower.status == 200); // the scheme name is case-insensitive
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+  std::vector<std::string> bad{
+    "garbage",
+    todo::jwt::sign_hs256("wrong-secret", R"({"sub":"x","exp":)" + std::to_string(now + 60) + "}"),
+    todo::jwt::sign_hs256(test_secret(), R"({"sub":"x","exp":)" + std::to_string(now - 3600) + "}"),
+    todo::jwt::sign_hs256(test_secret(), R"({"sub":"x"})"),
+    todo::jwt::sign_hs256(test_secret(), R"({"sub":"","exp":)" + std::to_string(now + 60) + "}"),
+    "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+  };
+  for (const auto& t : bad) {
+    auto r = client.request("GET", "/api/tasks", {{"Authorization", "Bearer " + t}});
+    INFO(t);
+    CHECK(r.status == 401);
+    CHECK(r.header("www-authenticate") == "Bearer error=\"invalid_token\"");
+    auto detail = json::value_to<std::string>(body_of(r).at("detail"));
+    CHECK_FALSE(detail.empty());
+    CHECK(detail.find(test_secret()) == std::string::npos);
+  }
+  // 401 comes before validation errors
+  auto early = client.request("POST", "/api/tasks", {{"Content-Type", "application/json"}}, "{");
+  CHECK(early.status == 401);
+}
+
+TEST_CASE_METHOD(api, "every validation rule answers 400 with a FastAPI-shaped body") {
+  struct row {
+    const char* method;
+    const char* body;
+    const char* type;
+    const char* loc;
+  };
+  auto t = create("target");
+  auto path = "/api/tasks/" + std::to_string(t.at("id").as_int64());
+  std::string long201(201, 'x');
+  std::string long1001(1001, 'd');
+  std::vector<row> rows{
+    {"POST", "{}", "missing", R"(["body","title"])"},
+    {"POST", R"({"title":""})", "string_too_short", R"(["body","title"])"},
+    {"POST", R"({"title":"   "})", "value_error", R"(["body","title"])"},
+    {"POST", R"({"title":12})", "string_type", R"(["body","title"])"},
+    {"POST", R"({"title":null})", "string_type", R"(["body","title"])"},
+    {"POST", R"({"title":"ok","description":5})", "string_type", R"(["body","description"])"},
+    {"POST", R"({"title":"a\u0000b"})", "value_error", R"(["body","title"])"},
+    {"POST", "[1,2]", "model_attributes_type", R"(["body"])"},
+    {"PUT", R"({"completed":"true"})", "bool_type", R"(["body","completed"])"},
+    {"PUT", R"({"completed":1})", "bool_type", R"(["body","completed"])"},
+    {"PATCH", R"({"title":""})", "string_too_short", R"(["body","title"])"},
+  };
+  for (const auto& r : rows) {
+    auto res = send(r.method, r.method == std::string{"POST"} ? "/api/tasks" : path, r.body);
+    INFO(r.method << " " << r.body);
+    REQUIRE(res.status == 400);
+    auto [type, loc] = first_error(res);
+    CHECK(type == r.type);
+    CHECK(loc == r.loc);
+  }
+  auto too_long = send("POST", "/api/tasks", R"({"title":")" + long201 + "\"}");
+  CHECK(too_long.status == 400);
+  CHECK(first_error(too_long).first == "string_too_long");
+  auto desc_long =
+    send("POST", "/api/tasks", R"({"title":"x","description":")" + long1001 + "\"}");
+  CHECK(first_error(desc_long).first == "string_too_long");
+  // 200 code points of 4-byte UTF-8 are fine; limits count code points, not bytes
+  std::string emoji;
+  for (int i = 0; i < 200; ++i)
+    emoji += "\xF0\x9F\x98\x80";
+  CHECK(send("POST", "/api/tasks", R"({"title":")" + emoji + "\"}").status == 201);
+  // malformed JSON, invalid UTF-8
+  CHECK(first_error(send("POST", "/api/tasks", "{\"title\":")).first == "json_invalid");
+  CHECK(send("POST", "/api/tasks", "{\"title\":\"\xff\xfe\"}").status == 400);
+  // unknown fields are ignored
+  CHECK(send("POST", "/api/tasks", R"({"title":"x","user_id":"someone-else","id":7})").status ==
+        201);
+  // bad ids
+  for (auto bad : {"abc", "0", "-1", "99999999999999999999", "1.5"}) {
+    auto r = get(std::string{"/api/tasks/"} + bad);
+    INFO(bad);
+    CHECK(r.status == 400);
+    CHECK(first_error(r).second == R"(["path","task_id"])");
+  }
+}
+
+TEST_CASE_METHOD(api, "bodies that are not JSON are 415, oversized ones 413") {
+  auto r = client.request("POST", "/api/tasks", auth({{"Content-Type", "text/plain"}}),
+                          R"({"title":"x"})");
+  CHECK(r.status == 415);
+  auto charset = client.request(
+    "POST", "/api/tasks", auth({{"Content-Type", "application/json; charset=utf-8"}}),
+    R"({"title":"x"})");
+  CHECK(charset.status == 201);
+  std::string big = R"({"title":"x","description":")" + std::string(70000, 'a') + "\"}";
+  auto huge = client.request("POST", "/api/tasks", auth_json(), big);
+  CHECK(huge.status == 413);
+}
+
+TEST_CASE_METHOD(api, "unknown paths are 404 and wrong methods 405 with Allow") {
+  auto r = client.request("GET", "/nope");
+  CHECK(r.status == 404);
+  CHECK(body_of(r).at("detail").is_string());
+  auto m = client.request("DELETE", "/api/tasks", auth());
+  CHECK(m.status == 405);
+  CHECK(m.header("allow") == "GET, POST");
+  auto c = client.request("GET", "/api/tasks/1/complete", auth());
+  CHECK(c.status == 405);
+  CHECK(c.header("allow") == "PATCH");
+}
+
+TEST_CASE_METHOD(api, "request lines or headers over 8 KiB get 431") {
+  auto raw = raw_exchange(server.port(), "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                                           std::string(9000, 'a') + "\r\n\r\n");
+  CHECK(raw.rfind("HTTP/1.1 431", 0) == 0);
+  auto line = raw_exchange(server.port(), "GET /" + std::string(9000, 'a') +
+                                            " HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(line.rfind("HTTP/1.1 431", 0) == 0);
+  auto junk = raw_exchange(server.port(), "NOT HTTP AT ALL\r\n\r\n");
+  CHECK(junk.rfind("HTTP/1.1 400", 0) == 0);
+}
+
+TEST_CASE_METHOD(api, "pipelined requests are answered in order on one connection") {
+  std::string reqs;
+  for (int i = 0; i < 5; ++i) {
+    reqs += "GET /api/tasks/" + std::to_string(1000000000 + i) + " HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer " + token + "\r\nX-Request-Id: r" + std::to_string(i) +
+            "\r\n\r\n";
+    reqs += "GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: h" + std::to_string(i) +
+            "\r\n\r\n";
+  }
+  reqs += "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  auto raw = raw_exchange(server.port(), reqs, 5000);
+  size_t pos = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = raw.find("X-Request-Id: r" + std::to_string(i), pos);
+    REQUIRE(r != std::string::npos);
+    auto h = raw.find("X-Request-Id: h" + std::to_string(i), r);
+    REQUIRE(h != std::string::npos);
+    pos = h;
+  }
+  CHECK(raw.find("404 Not Found") != std::string::npos);
+}
+
+TEST_CASE_METHOD(api, "CORS: preflight and responses for allowed origins only") {
+  auto pre = client.request("OPTIONS", "/api/tasks",
+                            {{"Origin", "http://localhost:3000"},
+                             {"Access-Control-Request-Method", "POST"},
+                             {"Access-Control-Request-Headers", "authorization,content-type"}});
+  CHECK(pre.status == 204);
+  CHECK(pre.header("access-control-allow-origin") == "http://localhost:3000");
+  CHECK(pre.header("access-control-allow-credentials") == "true");
+  CHECK(pre.header("access-control-allow-methods").find("PATCH") != std::string::npos);
+  auto allowed_headers = pre.header("access-control-allow-headers");
+  for (auto h : {"Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match"})
+    CHECK(allowed_headers.find(h) != std::string::npos);
+  CHECK(pre.has("access-control-max-age"));
+  CHECK(pre.header("vary").find("Origin") != std::string::npos);
+  auto actual = client.request("GET", "/api/tasks", auth({{"Origin", "http://localhost:3000"}}));
+  CHECK(actual.header("access-control-allow-origin") == "http://localhost:3000");
+  CHECK(actual.header("access-control-expose-headers").find("X-Total-Count") !=
+        std::string::npos);
+  auto evil = client.request("OPTIONS", "/api/tasks",
+                             {{"Origin", "http://evil.example"},
+                              {"Access-Control-Request-Method", "POST"}});
+  for (const auto& [name, value] : evil.headers)
+    CHECK(name.rfind("access-control-", 0) != 0);
+  auto evil_get = client.request("GET", "/api/tasks", auth({{"Origin", "http://evil.example"}}));
+  for (const auto& [name, value] : evil_get.headers)
+    CHECK(name.rfind("access-control-", 0) != 0);
+}

@@ -1,0 +1,235 @@
+#include "tests/http/http_client.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "actors/jwt.hpp"
+
+namespace todo::test {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct http_client::impl {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  unsigned short port;
+  bool connected = false;
+  void connect() {
+    stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+    connected = true;
+  }
+};
+
+http_client::http_client(unsigned short port) : impl_(std::make_unique<impl>()) {
+  impl_->port = port;
+}
+
+http_client::~http_client() {
+  beast::error_code ec;
+  impl_->stream.socket().close(ec);
+}
+
+http_response http_client::request(const std::string& method, const std::string& target,
+                                   const header_list& headers, const std::string& body) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!impl_->connected)
+      impl_->connect();
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+    if (req.method() == bhttp::verb::unknown)
+      req.method_string(method);
+    req.set(bhttp::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers)
+      req.set(k, v);
+    req.body() = body;
+    if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
+      req.prepare_payload();
+    impl_->stream.expires_after(std::chrono::seconds(30));
+    beast::error_code ec;
+    bhttp::write(impl_->stream, req, ec);
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    if (!ec)
+      bhttp::read(impl_->stream, impl_->buffer, parser, ec);
+    if (ec) {
+      // The server may have closed an idle keep-alive connection: reconnect once.
+      impl_->stream.socket().close(ec);
+      impl_->buffer.clear();
+      impl_->connected = false;
+      if (attempt == 0)
+        continue;
+      throw std::runtime_error("request failed: " + ec.message());
+    }
+    auto res = parser.release();
+    http_response out;
+    out.status = res.result_int();
+    for (const auto& f : res) {
+      std::string name{f.name_string()};
+      for (auto& c : name)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers[name] = std::string{f.value()};
+    }
+    out.body = std::move(res.body());
+    if (!res.keep_alive()) {
+      impl_->stream.socket().close(ec);
+      impl_->buffer.clear();
+      impl_->connected = false;
+    }
+    return out;
+  }
+  throw std::runtime_error("unreachable");
+}
+
+std::string raw_exchange(unsigned short port, const std::string& bytes, int timeout_ms) {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+  stream.expires_after(std::chrono::milliseconds(timeout_ms));
+  beast::error_code ec;
+  net::write(stream.socket(), net::buffer(bytes), ec);
+  std::string out;
+  char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    stream.expires_at(deadline);
+    auto n = stream.read_some(net::buffer(buf), ec);
+    out.append(buf, n);
+    if (ec)
+      break;
+  }
+  return out;
+}
+
+namespace {
+
+unsigned short pick_port() {
+  net::io_context ioc;
+  tcp::acceptor a{ioc, tcp::endpoint{net::ip::make_address("127.0.0.1"), 0}};
+  return a.local_endpoint().port();
+}
+
+bool healthy(unsigned short port) {
+  try {
+    http_client c{port};
+    return c.request("GET", "/health").status == 200;
+  } catch (...) {
+    return false;
+  }
+}
+
+} // namespace
+
+server_process::server_process(std::map<std::string, std::string> extra_env)
+  : env_(std::move(extra_env)) {
+}
+
+server_process::~server_process() {
+  if (pid_ > 0)
+    stop(SIGKILL);
+}
+
+void server_process::start() {
+  const char* bin = std::getenv("TODO_API_BINARY");
+  const char* db = std::getenv("TEST_DATABASE_URL");
+  if (!bin || !db)
+    throw std::runtime_error("TODO_API_BINARY and TEST_DATABASE_URL must be set (scripts/test)");
+  if (port_ == 0)
+    port_ = env_.count("PORT") ? static_cast<unsigned short>(std::stoi(env_["PORT"]))
+                               : pick_port();
+  std::map<std::string, std::string> env{{"PORT", std::to_string(port_)},
+                                         {"HOST", "127.0.0.1"},
+                                         {"DATABASE_URL", db},
+                                         {"BETTER_AUTH_SECRET", test_secret()},
+                                         {"LOG_LEVEL", "warn"},
+                                         {"THREADS", "2"}};
+  for (const auto& [k, v] : env_)
+    env[k] = v;
+  std::vector<std::string> strings;
+  for (const auto& [k, v] : env)
+    strings.push_back(k + "=" + v);
+  if (const char* path = std::getenv("PATH"))
+    strings.push_back(std::string{"PATH="} + path);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    std::vector<char*> envp;
+    for (auto& s : strings)
+      envp.push_back(s.data());
+    envp.push_back(nullptr);
+    // Run in a directory without a .env, so only the settings above apply.
+    if (::chdir("/") != 0)
+      _exit(127);
+    char* argv[] = {const_cast<char*>(bin), nullptr};
+    ::execve(bin, argv, envp.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("todo-api exited during start-up");
+    }
+    if (healthy(port_))
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("todo-api did not become healthy in 30 s");
+}
+
+int server_process::stop(int sig) {
+  if (pid_ <= 0)
+    return 0;
+  ::kill(pid_, sig);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  return -WTERMSIG(status);
+}
+
+const std::string& test_secret() {
+  static const std::string secret = "test-secret-0123456789-abcdefghijklmnop";
+  return secret;
+}
+
+std::string token_for(const std::string& sub) {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  return jwt::sign_hs256(test_secret(), "{\"sub\":\"" + sub + "\",\"exp\":" +
+                                          std::to_string(now + 3600) + "}");
+}
+
+std::string fresh_user(const std::string& hint) {
+  static std::atomic<int> n{0};
+  static const auto run = std::to_string(::getpid()) + "-" +
+                          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
+  return hint + "-" + run + "-" + std::to_string(++n);
+}
+
+server_process& shared_server() {
+  static auto s = [] {
+    auto p = std::make_unique<server_process>();
+    p->start();
+    return p;
+  }();
+  return *s;
+}
+
+} // namespace todo::test

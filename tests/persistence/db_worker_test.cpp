@@ -1,0 +1,236 @@
+// Runs the DB pool and workers against the real PostgreSQL that scripts/test starts.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include <unistd.h>
+
+#include <pqxx/pqxx>
+
+#include "persistence/db_pool.hpp"
+#include "persistence/migrations.hpp"
+
+using namespace todo;
+
+namespace {
+
+std::string database_url() {
+  const char* url = std::getenv("TEST_DATABASE_URL");
+  if (!url || !*url)
+    FAIL("TEST_DATABASE_URL is not set: run the tests through scripts/test");
+  return url;
+}
+
+std::string fresh_user() {
+  static std::atomic<int> n{0};
+  return "persist-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
+caf::actor_system_config& quiet(caf::actor_system_config& cfg) {
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+struct pool_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{quiet(cfg)};
+  db_actor pool;
+  caf::scoped_actor self{sys};
+  pool_fixture() {
+    db::migrate(database_url());
+    db::db_config c;
+    c.conninfo = database_url();
+    c.pool_size = 2;
+    pool = db::spawn_db_pool(sys, c);
+  }
+  ~pool_fixture() {
+    self->send_exit(pool, caf::exit_reason::user_shutdown);
+  }
+  caf::expected<task_result> exec(const std::string& user, task_cmd cmd) {
+    caf::expected<task_result> out{caf::make_error(caf::sec::request_timeout)};
+    self->request(pool, std::chrono::seconds(10), atom::exec::value, user, std::move(cmd))
+      .receive([&](task_result& r) { out = std::move(r); },
+               [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+  task make(const std::string& user, std::string title) {
+    task_cmd c;
+    c.kind = op::create;
+    c.patch.title = std::move(title);
+    auto r = exec(user, c);
+    REQUIRE(r);
+    return r->rows.at(0);
+  }
+};
+
+task_cmd cmd_for(op kind, int64_t id = 0) {
+  task_cmd c;
+  c.kind = kind;
+  c.id = id;
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("migrations run concurrently from several instances without colliding") {
+  auto url = database_url();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      try {
+        db::migrate(url);
+      } catch (...) {
+        ++failures;
+      }
+    });
+  for (auto& t : ts)
+    t.join();
+  CHECK(failures == 0);
+  pqxx::connection c{url};
+  pqxx::work w{c};
+  auto n = w.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>();
+  CHECK(n == static_cast<int>(db::embedded_migrations().size()));
+  auto idx = w.exec("SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks'")[0][0].as<int>();
+  CHECK(idx >= 4); // primary key, user_id, completed, the list index
+}
+
+TEST_CASE_METHOD(pool_fixture, "the pool creates, reads, updates, toggles and deletes tasks") {
+  auto user = fresh_user();
+  auto t = make(user, "first");
+  CHECK(t.id > 0);
+  CHECK(t.title == "first");
+  CHECK_FALSE(t.description);
+  CHECK_FALSE(t.completed);
+  CHECK(t.created_us == t.updated_us);
+
+  auto got = exec(user, cmd_for(op::fetch, t.id));
+  REQUIRE(got);
+  CHECK(got->rows.at(0).title == "first");
+
+  auto upd = cmd_for(op::update, t.id);
+  upd.patch.set_description = true;
+  upd.patch.description = "details";
+  auto u = exec(user, upd);
+  REQUIRE(u);
+  CHECK(u->rows.at(0).title == "first"); // absent fields keep their value
+  CHECK(u->rows.at(0).description == std::optional<std::string>{"details"});
+  CHECK(u->rows.at(0).updated_us >= t.updated_us);
+
+  auto empty = exec(user, cmd_for(op::update, t.id));
+  REQUIRE(empty);
+  CHECK(empty->rows.at(0).updated_us == u->rows.at(0).updated_us); // {} changes nothing
+
+  auto tg = exec(user, cmd_for(op::toggle, t.id));
+  REQUIRE(tg);
+  CHECK(tg->rows.at(0).completed);
+  auto set = cmd_for(op::toggle, t.id);
+  set.patch.completed = true;
+  auto s1 = exec(user, set);
+  REQUIRE(s1);
+  CHECK(s1->rows.at(0).completed); // setting is idempotent
+
+  auto other = exec(fresh_user(), cmd_for(op::fetch, t.id));
+  REQUIRE_FALSE(other);
+  CHECK(other.error() == errc::task_not_found);
+
+  REQUIRE(exec(user, cmd_for(op::remove, t.id)));
+  auto gone = exec(user, cmd_for(op::remove, t.id));
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error() == errc::task_not_found);
+}
+
+TEST_CASE_METHOD(pool_fixture, "the pool lists with filter, order and paging") {
+  auto user = fresh_user();
+  std::vector<int64_t> ids;
+  for (auto title : {"b", "a", "c", "d"})
+    ids.push_back(make(user, title).id);
+  auto done = cmd_for(op::toggle, ids[1]);
+  REQUIRE(exec(user, done));
+
+  auto list = cmd_for(op::list);
+  auto all = exec(user, list);
+  REQUIRE(all);
+  REQUIRE(all->rows.size() == 4);
+  CHECK(all->total == 4);
+  CHECK(all->rows[0].id == ids[3]); // default: newest first
+
+  list.query.sort = task_sort::title;
+  list.query.descending = false;
+  auto by_title = exec(user, list);
+  REQUIRE(by_title);
+  CHECK(by_title->rows[0].title == "a");
+  CHECK(by_title->rows[3].title == "d");
+
+  list.query.status = task_status::completed;
+  auto completed = exec(user, list);
+  REQUIRE(completed);
+  REQUIRE(completed->rows.size() == 1);
+  CHECK(completed->rows[0].id == ids[1]);
+
+  list.query.status = task_status::pending;
+  list.query.limit = 2;
+  list.query.offset = 1;
+  auto page = exec(user, list);
+  REQUIRE(page);
+  CHECK(page->rows.size() == 2);
+  CHECK(page->total == 3);
+
+  list.query.offset = 10;
+  auto past = exec(user, list);
+  REQUIRE(past);
+  CHECK(past->rows.empty());
+  CHECK(past->total == 3); // the count survives paging past the end
+}
+
+TEST_CASE_METHOD(pool_fixture, "workers reconnect by themselves after their connections drop") {
+  auto user = fresh_user();
+  auto t = make(user, "before");
+  {
+    pqxx::connection c{database_url()};
+    pqxx::nontransaction n{c};
+    n.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  }
+  // The first calls may see the broken connection (never a false success); soon all succeed.
+  int failures = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = exec(user, cmd_for(op::fetch, t.id));
+    if (!r) {
+      CHECK(r.error() == errc::db_unavailable);
+      ++failures;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  CHECK(failures <= 2);
+  auto again = exec(user, cmd_for(op::fetch, t.id));
+  REQUIRE(again);
+  CHECK(again->rows.at(0).title == "before");
+  bool ok = false;
+  self->request(pool, std::chrono::seconds(5), atom::ping::value)
+    .receive([&](bool b) { ok = b; }, [&](caf::error&) { ok = false; });
+  CHECK(ok);
+}
+
+TEST_CASE("a pool pointed at a dead database answers db_unavailable quickly") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{quiet(cfg)};
+  db::db_config c;
+  c.conninfo = "postgresql://127.0.0.1:1/none"; // nothing listens on port 1
+  c.pool_size = 1;
+  c.timeout = std::chrono::seconds(1);
+  auto pool = db::spawn_db_pool(sys, c);
+  caf::scoped_actor self{sys};
+  auto start = std::chrono::steady_clock::now();
+  task_cmd list;
+  list.kind = op::list;
+  caf::error err;
+  self->request(pool, std::chrono::seconds(10), atom::exec::value, std::string{"x"}, list)
+    .receive([&](task_result&) {}, [&](caf::error& e) { err = e; });
+  CHECK(err == errc::db_unavailable);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+}

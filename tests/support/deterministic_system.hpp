@@ -1,0 +1,53 @@
+#pragma once
+// A CAF actor system on the deterministic test coordinator, for Catch2 actor tests.
+
+#include <memory>
+#include <optional>
+
+#include <caf/all.hpp>
+
+namespace todo::test {
+
+struct deterministic_system {
+  deterministic_system();
+  ~deterministic_system();
+
+  /// Sends `xs` to `dest` and runs the system until the answer arrives (or nothing is left
+  /// to run: then the answer is caf::sec::request_timeout).
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask(const Handle& dest, Ts... xs) {
+    auto out = std::make_shared<std::optional<caf::expected<T>>>();
+    sys.spawn([=](caf::event_based_actor* self) {
+      self->request(dest, std::chrono::seconds(3600), xs...)
+        .then([=](T& value) { *out = std::move(value); },
+              [=](caf::error& err) { *out = std::move(err); });
+    });
+    run();
+    if (!out->has_value())
+      return caf::make_error(caf::sec::request_timeout);
+    return std::move(**out);
+  }
+
+  /// Like ask, but returns the pending answer without running anything yet.
+  template <class T, class Handle, class... Ts>
+  std::shared_ptr<std::optional<caf::expected<T>>> ask_later(const Handle& dest, Ts... xs) {
+    auto out = std::make_shared<std::optional<caf::expected<T>>>();
+    sys.spawn([=](caf::event_based_actor* self) {
+      self->request(dest, std::chrono::seconds(3600), xs...)
+        .then([=](T& value) { *out = std::move(value); },
+              [=](caf::error& err) { *out = std::move(err); });
+    });
+    return out;
+  }
+
+  /// Runs every actor that has something to do, without firing timeouts.
+  void run() {
+    sched.run();
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+};
+
+} // namespace todo::test

@@ -1,0 +1,100 @@
+#include "tests/support/fake_db.hpp"
+
+#include <algorithm>
+
+namespace todo::test {
+
+caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const task_cmd& cmd) {
+  auto& mine = d.rows[user];
+  task_result out;
+  auto now = ++d.clock_us;
+  auto found = mine.find(cmd.id);
+  switch (cmd.kind) {
+    case op::create: {
+      task t;
+      t.id = d.next_id++;
+      t.title = cmd.patch.title.value_or("");
+      t.description = cmd.patch.description;
+      t.created_us = t.updated_us = now;
+      mine[t.id] = t;
+      out.rows.push_back(t);
+      return out;
+    }
+    case op::list: {
+      std::vector<task> all;
+      for (auto& [id, t] : mine)
+        if (cmd.query.status == task_status::all ||
+            t.completed == (cmd.query.status == task_status::completed))
+          all.push_back(t);
+      std::sort(all.begin(), all.end(), [&](const task& a, const task& b) {
+        return cmd.query.descending ? a.id > b.id : a.id < b.id;
+      });
+      out.total = static_cast<int64_t>(all.size());
+      for (auto i = cmd.query.offset; i < out.total && i < cmd.query.offset + cmd.query.limit; ++i)
+        out.rows.push_back(all[static_cast<size_t>(i)]);
+      return out;
+    }
+    default:
+      break;
+  }
+  if (found == mine.end())
+    return caf::make_error(errc::task_not_found);
+  auto& t = found->second;
+  switch (cmd.kind) {
+    case op::update:
+      if (cmd.patch.title)
+        t.title = *cmd.patch.title;
+      if (cmd.patch.set_description)
+        t.description = cmd.patch.description;
+      if (cmd.patch.completed)
+        t.completed = *cmd.patch.completed;
+      t.updated_us = now;
+      break;
+    case op::toggle:
+      t.completed = cmd.patch.completed.value_or(!t.completed);
+      t.updated_us = now;
+      break;
+    case op::remove:
+      mine.erase(found);
+      return out;
+    default:
+      break;
+  }
+  out.rows.push_back(t);
+  return out;
+}
+
+fake_db_actor::behavior_type fake_db(fake_db_actor::stateful_pointer<fake_db_state> self,
+                                     std::shared_ptr<fake_db_data> data) {
+  self->state.data = std::move(data);
+  return {
+    [self](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
+      auto& d = *self->state.data;
+      d.log.emplace_back(user, cmd);
+      if (d.hold) {
+        auto rp = self->make_response_promise<task_result>();
+        d.held.push_back({std::move(user), std::move(cmd), rp});
+        return rp;
+      }
+      auto r = apply(d, user, cmd);
+      if (!r)
+        return r.error();
+      return std::move(*r);
+    },
+    [](atom::ping) { return true; },
+    [self](atom::tick) {
+      auto& d = *self->state.data;
+      if (d.held.empty())
+        return;
+      auto job = std::move(d.held.front());
+      d.held.pop_front();
+      auto r = apply(d, job.user, job.cmd);
+      if (r)
+        job.rp.deliver(std::move(*r));
+      else
+        job.rp.deliver(r.error());
+    },
+  };
+}
+
+} // namespace todo::test
