@@ -18,6 +18,7 @@
 #include "config/log.hpp"
 #include "config/settings.hpp"
 #include "http/listener.hpp"
+#include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
 
@@ -148,6 +149,9 @@ int serve(const todo::settings& cfg) {
   db_cfg.timeout = db_timeout;
   db_cfg.pool_size = static_cast<size_t>(cfg.db_pool_size);
   db_cfg.queue_limit = cfg.db_queue_limit;
+  db_cfg.instance_id = random_prefix();
+  db_cfg.instance_id.pop_back(); // drop the '-'
+
   auto db = todo::db::spawn_db_pool(sys, db_cfg);
 
   todo::jwt::options jwt_opts;
@@ -163,7 +167,18 @@ int serve(const todo::settings& cfg) {
   limits.db_timeout = db_timeout;
   limits.user_idle = std::chrono::milliseconds(cfg.user_idle_ms);
   limits.max_pending_per_user = cfg.max_pending_per_user;
+  limits.cache_limit = cfg.cache_tasks_per_user;
   auto registry = sys.spawn(todo::user_registry, db, limits);
+
+  // Other instances' writes invalidate our cached users (LISTEN/NOTIFY).
+  std::optional<todo::db::change_listener> listener;
+  if (cfg.cache_tasks_per_user > 0)
+    listener.emplace(
+      todo::db::with_connect_timeout(cfg.database_url, db_timeout), db_cfg.instance_id,
+      [registry](const std::string& user) {
+        caf::anon_send(registry, todo::atom::invalidate::value, user);
+      },
+      [registry] { caf::anon_send(registry, todo::atom::invalidate::value); });
 
   // The client's wait is bounded by the database timeout plus a little for the hops.
   auto gw = todo::make_actor_gateway(sys, auth, registry, db, db_timeout + 500ms);
@@ -217,6 +232,7 @@ int serve(const todo::settings& cfg) {
   for (auto& t : threads)
     t.join();
 
+  listener.reset();
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);

@@ -6,10 +6,28 @@
 #include "actors/errc.hpp"
 #include "actors/model.hpp"
 
+namespace todo {
+
+/// One user's command inside a group commit.
+struct db_job {
+  std::string user;
+  task_cmd cmd;
+};
+
+/// The answer to one db_job: errc::none and a result, or an error code.
+struct db_outcome {
+  errc code = errc::none;
+  task_result result;
+};
+
+} // namespace todo
+
 // CAF 0.17: our value types hold std::optional, which its inspectors do not know; they
 // only ever travel between local actors, so they never need serializing.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_job>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_outcome>)
 CAF_ERROR_CODE_ENUM(todo::errc, "todo")
 
 namespace todo {
@@ -21,24 +39,38 @@ using ping = caf::atom_constant<caf::atom("ping")>;
 using retire = caf::atom_constant<caf::atom("retire")>;
 using tick = caf::atom_constant<caf::atom("tick")>;
 using count = caf::atom_constant<caf::atom("count")>;
+using jwks = caf::atom_constant<caf::atom("jwks")>;
+using batch = caf::atom_constant<caf::atom("batch")>;
+using invalidate = caf::atom_constant<caf::atom("invalidate")>;
 } // namespace atom
 
 /// Checks bearer tokens.
 using auth_actor = caf::typed_actor<
   // Answers the verified token's `sub`, else errc::unauthorized with a short reason.
-  caf::replies_to<atom::verify, std::string>::with<std::string>>;
+  caf::replies_to<atom::verify, std::string>::with<std::string>,
+  // Delivers the outcome of JWKS fetch number N from the auth actor's own fetch helper:
+  // (N, true, document) or (N, false, reason). Answers the tokens that waited for it.
+  caf::reacts_to<atom::jwks, uint64_t, bool, std::string>>;
 
-/// Talks to PostgreSQL: the pool and each of its workers have this interface.
+/// Talks to PostgreSQL: the pool's interface.
 using db_actor = caf::typed_actor<
   // Runs one command for the given user and answers the committed result.
   caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
   // Answers true when the database answers a trivial query.
   caf::replies_to<atom::ping>::with<bool>>;
 
+/// One connection to PostgreSQL (behind the pool, which has the plain db_actor interface).
+using db_worker_actor = db_actor::extend<
+  // Runs several users' mutations in one transaction (group commit); one outcome per job, in
+  // order. A job that fails does not fail the others.
+  caf::replies_to<atom::batch, std::vector<db_job>>::with<std::vector<db_outcome>>>;
+
 /// One actor per active user. Applies that user's mutations one at a time, in arrival order.
 using task_manager_actor = caf::typed_actor<
   // Runs one command for this actor's user.
-  caf::replies_to<atom::exec, task_cmd>::with<task_result>>;
+  caf::replies_to<atom::exec, task_cmd>::with<task_result>,
+  // Drops the cached copy of this user's tasks (another process changed them).
+  caf::reacts_to<atom::invalidate>>;
 
 /// Owns the task managers: spawns one per user on demand, evicts idle ones.
 using user_registry_actor = caf::typed_actor<
@@ -46,6 +78,10 @@ using user_registry_actor = caf::typed_actor<
   caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
   // Evicts managers idle for longer than the configured period.
   caf::reacts_to<atom::tick>,
+  // Tells the user's manager (if any) that its cache is stale.
+  caf::reacts_to<atom::invalidate, std::string>,
+  // Tells every manager that its cache is stale (notifications may have been missed).
+  caf::reacts_to<atom::invalidate>,
   // Answers how many task managers are alive.
   caf::replies_to<atom::count>::with<size_t>>;
 

@@ -4,15 +4,21 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <stdexcept>
 #include <utility>
 
 #include <boost/json.hpp>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rsa.h>
 
 namespace todo::jwt {
 
@@ -76,6 +82,136 @@ public:
 
 private:
   std::string secret_;
+};
+
+constexpr size_t ecdsa_coordinate_bytes = 32; // P-256
+constexpr size_t ed25519_signature_bytes = 64;
+constexpr int pss_salt_bytes = 32; // RFC 7518 §3.5: the salt is as long as the SHA-256 digest
+constexpr int min_rsa_bits = 2048;
+// Bigger moduli only make verification slower; nothing real uses more than 8192 bits.
+constexpr int max_rsa_bits = 8192;
+
+enum class scheme : uint8_t { eddsa, es256, rs256, ps256 };
+
+std::optional<scheme> scheme_of(std::string_view alg) {
+  if (alg == "EdDSA")
+    return scheme::eddsa;
+  if (alg == "ES256")
+    return scheme::es256;
+  if (alg == "RS256")
+    return scheme::rs256;
+  if (alg == "PS256")
+    return scheme::ps256;
+  return std::nullopt;
+}
+
+struct md_ctx_deleter {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
+using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, md_ctx_deleter>;
+
+struct ecdsa_sig_deleter {
+  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
+};
+using ecdsa_sig_ptr = std::unique_ptr<ECDSA_SIG, ecdsa_sig_deleter>;
+
+const unsigned char* bytes_of(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+/// Sets RSA-PSS with SHA-256, MGF1-SHA256 and a 32-byte salt on a sign/verify context.
+bool set_pss(EVP_PKEY_CTX* pctx) {
+  return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1
+         && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss_salt_bytes) == 1
+         && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
+}
+
+/// Returns whether `pkey` belongs to the family of `s`.
+bool fits(scheme s, EVP_PKEY* pkey) {
+  switch (s) {
+    case scheme::eddsa:
+      return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519;
+    case scheme::es256: {
+      if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
+        return false;
+      char group[64] = {0};
+      size_t len = 0;
+      if (EVP_PKEY_get_group_name(pkey, group, sizeof(group), &len) != 1)
+        return false;
+      std::string_view name{group, len};
+      return name == "prime256v1" || name == "P-256" || name == "secp256r1";
+    }
+    case scheme::rs256:
+    case scheme::ps256: {
+      if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
+        return false;
+      int bits = EVP_PKEY_get_bits(pkey);
+      return bits >= min_rsa_bits && bits <= max_rsa_bits;
+    }
+  }
+  return false;
+}
+
+/// An asymmetric public key bound to exactly one JOSE algorithm.
+class evp_key final : public key {
+public:
+  evp_key(scheme s, std::string alg, EVP_PKEY* pkey)
+    : scheme_(s), alg_(std::move(alg)), pkey_(pkey) {
+    EVP_PKEY_up_ref(pkey_);
+  }
+  ~evp_key() override { EVP_PKEY_free(pkey_); }
+  evp_key(const evp_key&) = delete;
+  evp_key& operator=(const evp_key&) = delete;
+
+  std::string_view algorithm() const override { return alg_; }
+
+  bool check(std::string_view signing_input, std::string_view signature) const override {
+    bool ok = verify(signing_input, signature);
+    // A failed check leaves entries in this thread's OpenSSL error queue; never let them pile up.
+    ERR_clear_error();
+    return ok;
+  }
+
+private:
+  bool verify(std::string_view signing_input, std::string_view signature) const {
+    std::string der;
+    switch (scheme_) {
+      case scheme::eddsa:
+        if (signature.size() != ed25519_signature_bytes)
+          return false;
+        break;
+      case scheme::es256: {
+        auto converted = ecdsa_raw_to_der(signature);
+        if (!converted)
+          return false;
+        der = std::move(*converted);
+        signature = der;
+        break;
+      }
+      case scheme::rs256:
+      case scheme::ps256:
+        if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(pkey_)))
+          return false;
+        break;
+    }
+    md_ctx_ptr ctx{EVP_MD_CTX_new()};
+    if (!ctx)
+      return false;
+    EVP_PKEY_CTX* pctx = nullptr;
+    // Ed25519 hashes internally, so it takes no digest and only the one-shot EVP_DigestVerify.
+    const EVP_MD* md = scheme_ == scheme::eddsa ? nullptr : EVP_sha256();
+    if (EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, pkey_) != 1)
+      return false;
+    if (scheme_ == scheme::ps256 && !set_pss(pctx))
+      return false;
+    return EVP_DigestVerify(ctx.get(), bytes_of(signature), signature.size(),
+                            bytes_of(signing_input), signing_input.size())
+           == 1;
+  }
+
+  scheme scheme_;
+  std::string alg_;
+  EVP_PKEY* pkey_;
 };
 
 /// Returns the parsed JSON object in `text`, or nullopt if it is not exactly one object.
@@ -230,6 +366,7 @@ outcome verify_impl(std::string_view token, int64_t now, const options& opts,
     return fail(failure::alg_not_allowed);
   if (std::find(opts.algorithms.begin(), opts.algorithms.end(), alg) == opts.algorithms.end())
     return fail(failure::alg_not_allowed);
+  res.algorithm.assign(alg.data(), alg.size());
   // We understand no JWS extensions, so RFC 7515 §4.1.11 requires refusing any "crit".
   if (header->contains("crit"))
     return fail(failure::crit);
@@ -255,7 +392,9 @@ outcome verify_impl(std::string_view token, int64_t now, const options& opts,
   auto claims = parse_object(*payload_text);
   if (!claims)
     return fail(failure::malformed);
-  return check_claims(*claims, opts, now);
+  auto checked = check_claims(*claims, opts, now);
+  checked.algorithm = std::move(res.algorithm);
+  return checked;
 }
 
 } // namespace
@@ -300,6 +439,56 @@ std::shared_ptr<const key> make_hs256_key(std::string secret) {
   return std::make_shared<const hs256_key>(std::move(secret));
 }
 
+bool is_asymmetric(std::string_view alg) {
+  return scheme_of(alg).has_value();
+}
+
+std::shared_ptr<const key> make_public_key(std::string_view alg, EVP_PKEY* pkey) {
+  auto s = scheme_of(alg);
+  if (!s || pkey == nullptr || !fits(*s, pkey))
+    return nullptr;
+  return std::make_shared<const evp_key>(*s, std::string{alg}, pkey);
+}
+
+std::optional<std::string> ecdsa_raw_to_der(std::string_view raw) {
+  if (raw.size() != 2 * ecdsa_coordinate_bytes)
+    return std::nullopt;
+  ecdsa_sig_ptr sig{ECDSA_SIG_new()};
+  BIGNUM* r = BN_bin2bn(bytes_of(raw), ecdsa_coordinate_bytes, nullptr);
+  BIGNUM* s = BN_bin2bn(bytes_of(raw) + ecdsa_coordinate_bytes, ecdsa_coordinate_bytes, nullptr);
+  if (!sig || r == nullptr || s == nullptr || BN_is_zero(r) || BN_is_zero(s)
+      || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return std::nullopt;
+  }
+  int len = i2d_ECDSA_SIG(sig.get(), nullptr);
+  if (len <= 0)
+    return std::nullopt;
+  std::string out(static_cast<size_t>(len), '\0');
+  auto* p = reinterpret_cast<unsigned char*>(out.data());
+  if (i2d_ECDSA_SIG(sig.get(), &p) != len)
+    return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> ecdsa_der_to_raw(std::string_view der) {
+  const auto* p = bytes_of(der);
+  ecdsa_sig_ptr sig{d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()))};
+  if (!sig || p != bytes_of(der) + der.size())
+    return std::nullopt;
+  const BIGNUM* r = nullptr;
+  const BIGNUM* s = nullptr;
+  ECDSA_SIG_get0(sig.get(), &r, &s);
+  std::string out(2 * ecdsa_coordinate_bytes, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  if (BN_bn2binpad(r, o, ecdsa_coordinate_bytes) != static_cast<int>(ecdsa_coordinate_bytes)
+      || BN_bn2binpad(s, o + ecdsa_coordinate_bytes, ecdsa_coordinate_bytes)
+           != static_cast<int>(ecdsa_coordinate_bytes))
+    return std::nullopt;
+  return out;
+}
+
 verifier::verifier(options opts) : verifier(std::move(opts), nullptr) {}
 
 verifier::verifier(options opts, std::shared_ptr<const key_source> asymmetric)
@@ -325,7 +514,7 @@ outcome verifier::verify(std::string_view token, int64_t now_seconds) const {
                        });
   } catch (...) {
     outcome res;
-    res.error = failure::malformed;
+    res.error = failure::malformed; // only allocation failures get here
     return res;
   }
 }
@@ -341,6 +530,81 @@ std::string sign_hs256(std::string_view secret, std::string_view payload_json) {
   out += base64url_encode(
     std::string_view{reinterpret_cast<const char*>(mac->data()), mac->size()});
   return out;
+}
+
+std::string sign_with_key(std::string_view alg, EVP_PKEY* private_key, std::string_view header_json,
+                          std::string_view payload_json) {
+  auto s = scheme_of(alg);
+  if (!s || private_key == nullptr)
+    throw std::runtime_error("unsupported signing algorithm");
+  std::string out = base64url_encode(header_json);
+  out += '.';
+  out += base64url_encode(payload_json);
+  md_ctx_ptr ctx{EVP_MD_CTX_new()};
+  EVP_PKEY_CTX* pctx = nullptr;
+  const EVP_MD* md = *s == scheme::eddsa ? nullptr : EVP_sha256();
+  size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, md, nullptr, private_key) != 1
+      || (*s == scheme::ps256 && !set_pss(pctx))
+      || EVP_DigestSign(ctx.get(), nullptr, &len, bytes_of(out), out.size()) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("signing failed");
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, bytes_of(out),
+                     out.size())
+      != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("signing failed");
+  }
+  sig.resize(len);
+  if (*s == scheme::es256) {
+    auto raw = ecdsa_der_to_raw(sig);
+    if (!raw)
+      throw std::runtime_error("signing failed");
+    sig = std::move(*raw);
+  }
+  out += '.';
+  out += base64url_encode(sig);
+  return out;
+}
+
+std::string sign_eddsa(std::string_view private_jwk_json, std::string_view payload_json) {
+  auto jwk = parse_object(private_jwk_json);
+  if (!jwk)
+    throw std::runtime_error("the private JWK is not a JSON object");
+  auto text = [&jwk](const char* name) -> std::optional<std::string> {
+    auto* v = jwk->if_contains(name);
+    if (v == nullptr || !v->is_string())
+      return std::nullopt;
+    return std::string{v->get_string()};
+  };
+  if (text("kty") != "OKP" || text("crv") != "Ed25519")
+    throw std::runtime_error("the private JWK is not an Ed25519 key (kty OKP, crv Ed25519)");
+  auto d_text = text("d");
+  auto d = d_text ? base64url_decode(*d_text) : std::nullopt;
+  if (!d || d->size() != 32)
+    throw std::runtime_error("the private JWK has no valid \"d\"");
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{
+    EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, bytes_of(*d), d->size()),
+    &EVP_PKEY_free};
+  OPENSSL_cleanse(d->data(), d->size());
+  if (!pkey)
+    throw std::runtime_error("the private JWK has no valid \"d\"");
+  if (auto x_text = text("x")) {
+    unsigned char pub[32];
+    size_t pub_len = sizeof(pub);
+    auto x = base64url_decode(*x_text);
+    if (EVP_PKEY_get_raw_public_key(pkey.get(), pub, &pub_len) != 1 || !x
+        || x->size() != pub_len || std::memcmp(x->data(), pub, pub_len) != 0)
+      throw std::runtime_error("the private JWK's \"x\" does not match its \"d\"");
+  }
+  json::object header;
+  header["alg"] = "EdDSA";
+  header["typ"] = "JWT";
+  if (auto kid = text("kid"))
+    header["kid"] = *kid;
+  return sign_with_key("EdDSA", pkey.get(), json::serialize(header), payload_json);
 }
 
 std::string base64url_encode(std::string_view bytes) {

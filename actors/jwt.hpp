@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <openssl/types.h>
+
 namespace todo::jwt {
 
 /// Why a token was refused; `none` means it was accepted.
@@ -54,6 +56,7 @@ struct verified {
 struct outcome {
   failure error = failure::none;
   verified claims;
+  std::string algorithm; // the header's "alg" once it passed the allow-list, else empty
   explicit operator bool() const { return error == failure::none; }
 };
 
@@ -78,6 +81,22 @@ public:
 
 /// Returns an HS256 key over `secret`; it refuses signatures that are not exactly 32 bytes.
 std::shared_ptr<const key> make_hs256_key(std::string secret);
+
+/// Returns whether `alg` is one of the asymmetric JOSE algorithms we verify: EdDSA (Ed25519),
+/// ES256 (P-256), RS256 or PS256.
+bool is_asymmetric(std::string_view alg);
+
+/// Returns a key that checks `alg` signatures with the public part of `pkey`, or nullptr when
+/// `pkey` does not belong to that algorithm's family (Ed25519 for EdDSA, P-256 for ES256, RSA of
+/// 2048 to 8192 bits for RS256 and PS256). Takes its own reference on `pkey`.
+std::shared_ptr<const key> make_public_key(std::string_view alg, EVP_PKEY* pkey);
+
+/// Converts a JWS ECDSA P-256 signature (raw r||s, exactly 64 bytes) to DER; returns nullopt
+/// for any other length or when r or s is zero.
+std::optional<std::string> ecdsa_raw_to_der(std::string_view raw);
+
+/// Converts a DER ECDSA P-256 signature to the JWS form (raw r||s, 64 bytes), or nullopt.
+std::optional<std::string> ecdsa_der_to_raw(std::string_view der);
 
 /// Checks tokens against one fixed configuration. Immutable, so one instance may be shared.
 class verifier {
@@ -108,6 +127,17 @@ private:
 /// which is signed as given (it is not parsed or re-serialised). Throws std::runtime_error
 /// only if OpenSSL itself fails.
 std::string sign_hs256(std::string_view secret, std::string_view payload_json);
+
+/// Returns a compact JWS with `header_json` and `payload_json` (both taken as given) signed by
+/// `private_key` under `alg` (HS256 is not supported here; use sign_hs256). For the token CLI
+/// and tests: it checks nothing about the key. Throws std::runtime_error when signing fails.
+std::string sign_with_key(std::string_view alg, EVP_PKEY* private_key, std::string_view header_json,
+                          std::string_view payload_json);
+
+/// Returns a compact EdDSA JWS with header {"alg":"EdDSA","typ":"JWT"} (plus the JWK's "kid",
+/// if any) over `payload_json`, signed with an Ed25519 private JWK ({"kty":"OKP",
+/// "crv":"Ed25519","d":...,"x":...}). Throws std::runtime_error for an unusable JWK.
+std::string sign_eddsa(std::string_view private_jwk_json, std::string_view payload_json);
 
 /// Returns `bytes` in unpadded base64url (RFC 4648 §5).
 std::string base64url_encode(std::string_view bytes);

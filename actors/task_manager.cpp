@@ -1,42 +1,181 @@
 #include "actors/task_manager.hpp"
 
+#include <algorithm>
+
 namespace todo {
 
 namespace {
+
+using self_ptr = task_manager_actor::stateful_pointer<task_manager_state>;
+using promise = caf::typed_response_promise<task_result>;
 
 bool is_mutation(op kind) {
   return kind == op::create || kind == op::update || kind == op::toggle || kind == op::remove;
 }
 
+caf::error map_error(caf::error err) {
+  // A timeout means we do not know whether the statement committed: never a 2xx.
+  if (err == caf::sec::request_timeout)
+    return caf::make_error(errc::db_unavailable);
+  return err;
+}
+
+// Keeps the cache equal to what the database committed for one answered mutation.
+void apply_to_cache(self_ptr self, const task_cmd& cmd, const task_result& r) {
+  auto& cache = self->state.cache;
+  if (!cache)
+    return;
+  if (cmd.kind == op::remove) {
+    cache->erase(cmd.id);
+    return;
+  }
+  for (const auto& t : r.rows)
+    (*cache)[t.id] = t;
+  if (cache->size() > self->state.cache_limit) {
+    cache.reset();
+    self->state.too_big = true;
+  }
+}
+
+void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
+  const auto& cache = *self->state.cache;
+  if (cmd.kind == op::list) {
+    rp.deliver(list_tasks(cache, cmd.query));
+    return;
+  }
+  auto i = cache.find(cmd.id);
+  if (i == cache.end()) {
+    rp.deliver(caf::make_error(errc::task_not_found));
+    return;
+  }
+  task_result r;
+  r.rows.push_back(i->second);
+  r.total = 1;
+  rp.deliver(std::move(r));
+}
+
+void handle(self_ptr self, task_cmd cmd, promise rp) {
+  auto& st = self->state;
+  if (!is_mutation(cmd.kind)) {
+    if (st.cache) {
+      answer_from_cache(self, cmd, rp);
+      return;
+    }
+    self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
+      .then([rp](task_result& r) mutable { rp.deliver(std::move(r)); },
+            [rp](caf::error& err) mutable { rp.deliver(map_error(std::move(err))); });
+    return;
+  }
+  // `await` holds this user's next message until the database has answered: that is
+  // where per-user ordering comes from.
+  auto copy = cmd;
+  self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
+    .await(
+      [self, rp, copy](task_result& r) mutable {
+        apply_to_cache(self, copy, r);
+        rp.deliver(std::move(r));
+      },
+      [self, rp, copy](caf::error& err) mutable {
+        if (err == errc::task_not_found) {
+          if (self->state.cache)
+            self->state.cache->erase(copy.id);
+        } else {
+          // The outcome is unknown (or odd): forget what we knew, reload on next use.
+          self->state.cache.reset();
+        }
+        rp.deliver(map_error(std::move(err)));
+      });
+}
+
+task_cmd load_command(size_t limit) {
+  task_cmd c;
+  c.kind = op::list;
+  c.query.sort = task_sort::created;
+  c.query.descending = false;
+  c.query.limit = static_cast<int64_t>(limit) + 1; // one more tells us it is too big
+  return c;
+}
+
 } // namespace
+
+task_result list_tasks(const std::unordered_map<int64_t, task>& tasks, const task_query& q) {
+  std::vector<const task*> picked;
+  picked.reserve(tasks.size());
+  for (const auto& [id, t] : tasks)
+    if (q.status == task_status::all || t.completed == (q.status == task_status::completed))
+      picked.push_back(&t);
+  auto key_less = [&q](const task* a, const task* b) {
+    switch (q.sort) {
+      case task_sort::created:
+        if (a->created_us != b->created_us)
+          return a->created_us < b->created_us;
+        break;
+      case task_sort::updated:
+        if (a->updated_us != b->updated_us)
+          return a->updated_us < b->updated_us;
+        break;
+      case task_sort::title:
+        // Byte order of UTF-8 is code point order; the SQL uses COLLATE "C" to match.
+        if (a->title != b->title)
+          return a->title < b->title;
+        break;
+    }
+    return a->id < b->id;
+  };
+  auto end = picked.end();
+  task_result r;
+  r.total = static_cast<int64_t>(picked.size());
+  if (q.offset >= r.total)
+    return r;
+  auto first = picked.begin() + q.offset;
+  auto last = picked.begin() + std::min<int64_t>(r.total, q.offset + q.limit);
+  auto cmp = [&](const task* a, const task* b) {
+    return q.descending ? key_less(b, a) : key_less(a, b);
+  };
+  std::partial_sort(picked.begin(), last, end, cmp);
+  r.rows.reserve(static_cast<size_t>(last - first));
+  for (auto i = first; i != last; ++i)
+    r.rows.push_back(**i);
+  return r;
+}
 
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
-             db_actor db, caf::timespan db_timeout) {
+             db_actor db, caf::timespan db_timeout, size_t cache_limit) {
   self->state.user_id = std::move(user_id);
   self->state.db = std::move(db);
   self->state.db_timeout = db_timeout;
+  self->state.cache_limit = cache_limit;
   return {
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
+      auto& st = self->state;
       auto rp = self->make_response_promise<task_result>();
-      bool mutation = is_mutation(cmd.kind);
-      auto req = self->request(self->state.db, self->state.db_timeout, atom::exec::value,
-                               self->state.user_id, std::move(cmd));
-      auto ok = [rp](task_result& r) mutable { rp.deliver(std::move(r)); };
-      auto fail = [rp](caf::error& err) mutable {
-        // A timeout means we do not know whether the statement committed: never a 2xx.
-        if (err == caf::sec::request_timeout)
-          rp.deliver(caf::make_error(errc::db_unavailable));
-        else
-          rp.deliver(std::move(err));
-      };
-      // `await` holds this user's next message until the database has answered: that is
-      // where per-user ordering comes from. Reads need no such fence.
-      if (mutation)
-        req.await(ok, fail);
-      else
-        req.then(ok, fail);
+      if (st.cache || st.too_big || st.cache_limit == 0) {
+        handle(self, std::move(cmd), rp);
+        return rp;
+      }
+      // First use: load the user's tasks. `await` keeps later messages waiting meanwhile.
+      self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
+                    load_command(st.cache_limit))
+        .await(
+          [self, rp, cmd](task_result& r) mutable {
+            auto& st = self->state;
+            if (r.rows.size() > st.cache_limit) {
+              st.too_big = true;
+            } else {
+              st.cache.emplace();
+              st.cache->reserve(r.rows.size());
+              for (auto& t : r.rows)
+                st.cache->emplace(t.id, std::move(t));
+            }
+            handle(self, std::move(cmd), rp);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(map_error(std::move(err))); });
       return rp;
+    },
+    [self](atom::invalidate) {
+      self->state.cache.reset();
+      self->state.too_big = false;
     },
   };
 }

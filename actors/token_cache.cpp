@@ -1,1 +1,68 @@
-// placeholder, filled in by issue 4
+#include "actors/token_cache.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include <openssl/evp.h>
+
+namespace todo {
+
+token_cache::token_cache(size_t capacity, int64_t max_ttl_seconds)
+  : capacity_(capacity), max_ttl_(std::max<int64_t>(max_ttl_seconds, 0)) {
+}
+
+std::string token_cache::digest(std::string_view token) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t now) {
+  if (index_.empty())
+    return std::nullopt;
+  auto i = index_.find(digest(token));
+  if (i == index_.end())
+    return std::nullopt;
+  auto pos = i->second;
+  if (now >= pos->expires_at) {
+    lru_.erase(pos);
+    index_.erase(i);
+    return std::nullopt;
+  }
+  lru_.splice(lru_.begin(), lru_, pos);
+  return pos->claims;
+}
+
+void token_cache::insert(std::string_view token, const jwt::verified& claims, int64_t now) {
+  if (capacity_ == 0)
+    return;
+  constexpr auto max = std::numeric_limits<int64_t>::max();
+  int64_t expires_at = now > max - max_ttl_ ? max : now + max_ttl_;
+  if (claims.expires_at != 0)
+    expires_at = std::min(expires_at, claims.expires_at);
+  if (expires_at <= now)
+    return;
+  auto key = digest(token);
+  if (auto i = index_.find(key); i != index_.end()) {
+    i->second->claims = claims;
+    i->second->expires_at = expires_at;
+    lru_.splice(lru_.begin(), lru_, i->second);
+    return;
+  }
+  if (index_.size() >= capacity_) {
+    index_.erase(lru_.back().digest);
+    lru_.pop_back();
+  }
+  lru_.push_front(node{key, claims, expires_at});
+  index_.emplace(std::move(key), lru_.begin());
+}
+
+void token_cache::clear() {
+  index_.clear();
+  lru_.clear();
+}
+
+} // namespace todo

@@ -31,7 +31,8 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       auto i = st.users.find(user);
       if (i == st.users.end()) {
         // Linked: managers stop with the registry.
-        auto mgr = self->spawn<caf::linked>(task_manager, user, st.db, st.limits.db_timeout);
+        auto mgr = self->spawn<caf::linked>(task_manager, user, st.db, st.limits.db_timeout,
+                                            st.limits.cache_limit);
         i = st.users.emplace(user, user_registry_state::entry{std::move(mgr), 0, {}}).first;
         arm();
       }
@@ -77,6 +78,14 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
         }
       }
       arm();
+    },
+    [self](atom::invalidate, const std::string& user) {
+      if (auto i = self->state.users.find(user); i != self->state.users.end())
+        self->send(i->second.manager, atom::invalidate::value);
+    },
+    [self](atom::invalidate) {
+      for (auto& [user, e] : self->state.users)
+        self->send(e.manager, atom::invalidate::value);
     },
     [self](atom::count) -> size_t { return self->state.users.size(); },
   };

@@ -11,6 +11,7 @@ struct registry_limits {
   caf::timespan db_timeout = std::chrono::seconds(2);
   caf::timespan user_idle = std::chrono::minutes(5); // evict a manager idle this long
   size_t max_pending_per_user = 256;                  // beyond: errc::overloaded
+  size_t cache_limit = 10000;                         // tasks a manager caches per user
 };
 
 struct user_registry_state {

@@ -184,8 +184,8 @@ const std::vector<spec>& specs() {
     {"HOST", "<address>", "0.0.0.0", "address to bind", false, required_text(&s::host)},
     {"DATABASE_URL", "<url>", "(required)", "libpq URL or key=value conninfo", true,
      required_text(&s::database_url)},
-    {"BETTER_AUTH_SECRET", "<secret>", "(required)", "HS256 secret shared with Better Auth", true,
-     required_text(&s::better_auth_secret, true)},
+    {"BETTER_AUTH_SECRET", "<secret>", "(required without JWKS)",
+     "HS256 secret shared with Better Auth", false, required_text(&s::better_auth_secret, true)},
     {"BETTER_AUTH_JWKS_URL", "<url>", "(none)", "JWKS URL for asymmetric tokens", false,
      plain_text(&s::jwks_url)},
     {"BETTER_AUTH_JWKS_FILE", "<path>", "(none)", "JWKS file for asymmetric tokens", false,
@@ -228,6 +228,9 @@ const std::vector<spec>& specs() {
      count(&s::max_pending_per_user)},
     {"DB_QUEUE_LIMIT", "<n>", "4096", "queued database calls at most", false,
      count(&s::db_queue_limit)},
+    {"CACHE_TASKS_PER_USER", "<0..1000000>", "10000",
+     "tasks a user's actor caches (0: no cache)", false,
+     integer(&s::cache_tasks_per_user, 0, 1'000'000)},
   };
   return table;
 }
@@ -303,6 +306,7 @@ load_result load_settings(const std::vector<std::string>& args,
 
   auto dotenv = parse_dotenv(dotenv_text);
   settings out;
+  bool algorithms_given = false;
   for (const auto& sp : specs()) {
     const std::string* raw = nullptr;
     using source_map = const std::map<std::string, std::string>*;
@@ -318,8 +322,24 @@ load_result load_settings(const std::vector<std::string>& args,
         return fail(sp.env, "required");
       continue;
     }
+    if (sp.env == std::string_view{"JWT_ALGORITHMS"})
+      algorithms_given = true;
     if (auto problem = sp.apply(out, *raw))
       return fail(sp.env, std::move(*problem));
+  }
+  bool jwks = !out.jwks_url.empty() || !out.jwks_file.empty();
+  if (out.better_auth_secret.empty() && !jwks)
+    return fail("BETTER_AUTH_SECRET", "required (or set BETTER_AUTH_JWKS_URL or _FILE)");
+  if (!out.jwks_url.empty() && !out.jwks_file.empty())
+    return fail("BETTER_AUTH_JWKS_FILE", "set either BETTER_AUTH_JWKS_URL or _FILE, not both");
+  if (!algorithms_given) {
+    // Default: what the configured keys can verify.
+    out.jwt_algorithms.clear();
+    if (!out.better_auth_secret.empty())
+      out.jwt_algorithms.push_back("HS256");
+    if (jwks)
+      for (const char* alg : {"EdDSA", "ES256", "RS256", "PS256"})
+        out.jwt_algorithms.push_back(alg);
   }
   load_result res;
   res.value = std::move(out);

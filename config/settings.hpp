@@ -41,6 +41,7 @@ struct settings {
   int64_t user_idle_ms = 300000;                        // USER_IDLE_MS, idle user actor lifetime
   size_t max_pending_per_user = 256;                    // MAX_PENDING_PER_USER
   size_t db_queue_limit = 4096;                         // DB_QUEUE_LIMIT
+  size_t cache_tasks_per_user = 10000;                  // CACHE_TASKS_PER_USER, 0..1000000
 };
 
 /// One invalid or missing setting; the message never contains a secret value.

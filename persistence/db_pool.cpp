@@ -9,12 +9,12 @@ constexpr auto worker_timeout = std::chrono::seconds(600);
 
 void pump(db_actor::stateful_pointer<db_pool_state> self);
 
-void finish(db_actor::stateful_pointer<db_pool_state> self, db_actor worker) {
+void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker) {
   self->state.idle.push_back(std::move(worker));
   pump(self);
 }
 
-void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_actor worker,
+void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
               db_pool_state::job job) {
   if (job.ping) {
     auto rp = job.ping_rp;
@@ -43,23 +43,82 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_actor worker,
       });
 }
 
+bool is_mutation(const db_pool_state::job& j) {
+  auto k = j.cmd.kind;
+  return !j.ping && (k == op::create || k == op::update || k == op::toggle || k == op::remove);
+}
+
+// Returns true (and answers the job) when its requester has given up already: do not run a
+// statement nobody waits for.
+bool expired(db_pool_state& st, db_pool_state::job& job, caf::actor_clock::time_point now) {
+  if (now - job.queued <= st.max_wait)
+    return false;
+  if (job.ping)
+    job.ping_rp.deliver(false);
+  else
+    job.rp.deliver(caf::make_error(errc::db_unavailable));
+  return true;
+}
+
+// Sends several users' mutations to one worker as one transaction (group commit).
+void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
+                    std::vector<db_pool_state::job> jobs) {
+  std::vector<db_job> work;
+  std::vector<caf::typed_response_promise<task_result>> rps;
+  work.reserve(jobs.size());
+  for (auto& j : jobs) {
+    work.push_back(db_job{std::move(j.user), std::move(j.cmd)});
+    rps.push_back(j.rp);
+  }
+  self->request(worker, worker_timeout, atom::batch::value, std::move(work))
+    .then(
+      [self, worker, rps](std::vector<db_outcome>& outs) mutable {
+        for (size_t i = 0; i < rps.size(); ++i) {
+          if (i < outs.size() && outs[i].code == errc::none)
+            rps[i].deliver(std::move(outs[i].result));
+          else
+            rps[i].deliver(caf::make_error(i < outs.size() ? outs[i].code : errc::internal));
+        }
+        finish(self, worker);
+      },
+      [self, worker, rps](caf::error& err) mutable {
+        for (auto& rp : rps)
+          rp.deliver(err);
+        finish(self, worker);
+      });
+}
+
 void pump(db_actor::stateful_pointer<db_pool_state> self) {
   auto& st = self->state;
   auto now = self->clock().now();
   while (!st.idle.empty() && !st.queue.empty()) {
     auto job = std::move(st.queue.front());
     st.queue.pop_front();
-    if (now - job.queued > st.max_wait) {
-      // Its requester has given up already; do not run a statement nobody waits for.
-      if (job.ping)
-        job.ping_rp.deliver(false);
-      else
-        job.rp.deliver(caf::make_error(errc::db_unavailable));
+    if (expired(st, job, now))
       continue;
-    }
     auto worker = std::move(st.idle.back());
     st.idle.pop_back();
-    dispatch(self, std::move(worker), std::move(job));
+    if (!is_mutation(job) || st.max_batch < 2) {
+      dispatch(self, std::move(worker), std::move(job));
+      continue;
+    }
+    // Every other queued mutation rides along (they belong to different users: a user's
+    // manager never has two mutations in flight).
+    std::vector<db_pool_state::job> batch;
+    batch.push_back(std::move(job));
+    for (auto i = st.queue.begin(); i != st.queue.end() && batch.size() < st.max_batch;) {
+      if (is_mutation(*i)) {
+        if (!expired(st, *i, now))
+          batch.push_back(std::move(*i));
+        i = st.queue.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    if (batch.size() == 1)
+      dispatch(self, std::move(worker), std::move(batch.front()));
+    else
+      dispatch_batch(self, std::move(worker), std::move(batch));
   }
 }
 
@@ -76,7 +135,7 @@ caf::error enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state
 } // namespace
 
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
-                                std::vector<db_actor> workers, size_t queue_limit,
+                                std::vector<db_worker_actor> workers, size_t queue_limit,
                                 caf::timespan max_wait) {
   for (auto& w : workers)
     self->link_to(w); // workers stop with the pool
@@ -107,7 +166,7 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
 }
 
 db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg, detach mode) {
-  std::vector<db_actor> workers;
+  std::vector<db_worker_actor> workers;
   for (size_t i = 0; i < cfg.pool_size; ++i)
     workers.push_back(mode == detach::yes ? sys.spawn<caf::detached>(db_worker, cfg)
                                           : sys.spawn(db_worker, cfg));

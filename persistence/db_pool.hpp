@@ -18,9 +18,10 @@ struct db_pool_state {
     caf::typed_response_promise<bool> ping_rp;
     caf::actor_clock::time_point queued;
   };
-  std::vector<db_actor> idle;
+  std::vector<db_worker_actor> idle;
   std::deque<job> queue;
   size_t queue_limit = 0;
+  size_t max_batch = 64; // mutations per group commit
   caf::timespan max_wait;
   static inline const char* name = "db-pool";
 };
@@ -28,7 +29,7 @@ struct db_pool_state {
 /// Hands each job to an idle worker, queueing up to `queue_limit` jobs; a job that waited
 /// longer than `max_wait` is answered with errc::db_unavailable instead of being run.
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
-                                std::vector<db_actor> workers, size_t queue_limit,
+                                std::vector<db_worker_actor> workers, size_t queue_limit,
                                 caf::timespan max_wait);
 
 /// Spawns `cfg.pool_size` workers (each on its own thread) behind one pool actor.

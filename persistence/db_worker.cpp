@@ -54,17 +54,16 @@ const char* opt_bool(const std::optional<bool>& b) {
   return *b ? "true" : "false";
 }
 
-// Runs one command in autocommit mode: one round trip, committed when the result arrives.
-caf::result<task_result> run(pqxx::connection& conn, const std::string& user,
-                             const task_cmd& cmd) {
-  pqxx::nontransaction tx{conn};
+// Runs one command inside `tx`. Throws what libpqxx throws.
+caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& user,
+                               const task_cmd& cmd) {
   task_result out;
-  auto one = [&](const pqxx::result& r) -> caf::result<task_result> {
+  auto one = [&](const pqxx::result& r) -> caf::expected<task_result> {
     if (r.empty())
       return caf::make_error(errc::task_not_found);
     out.rows.push_back(read_task(r[0]));
     out.total = 1;
-    return out;
+    return std::move(out);
   };
   const auto& p = cmd.patch;
   switch (cmd.kind) {
@@ -82,7 +81,7 @@ caf::result<task_result> run(pqxx::connection& conn, const std::string& user,
       auto r = tx.exec_prepared("remove", cmd.id, user);
       if (r.affected_rows() == 0)
         return caf::make_error(errc::task_not_found);
-      return out;
+      return std::move(out);
     }
     case op::list: {
       const auto& q = cmd.query;
@@ -98,16 +97,48 @@ caf::result<task_result> run(pqxx::connection& conn, const std::string& user,
         out.total = tx.exec_prepared(counts[static_cast<int>(q.status)], user)[0][0]
                       .as<int64_t>();
       }
-      return out;
+      return std::move(out);
     }
   }
   return caf::make_error(errc::internal);
 }
 
+bool is_unavailable(const pqxx::sql_error& e) {
+  // Class 57 (statement_timeout, admin shutdown), 08 (connection), 53 (resources):
+  // the database is not serving us right now.
+  auto state = e.sqlstate();
+  return state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("53", 0) == 0;
+}
+
+// Maps an exception from a statement to an error code; drops a connection it broke.
+template <class Drop>
+errc classify(const std::exception& ex, pqxx::connection& conn, Drop drop) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&ex) ||
+      dynamic_cast<const pqxx::in_doubt_error*>(&ex) ||
+      dynamic_cast<const pqxx::statement_completion_unknown*>(&ex)) {
+    // Includes "the commit may or may not have happened": never answer 2xx.
+    drop();
+    return errc::db_unavailable;
+  }
+  if (auto e = dynamic_cast<const pqxx::sql_error*>(&ex)) {
+    if (!conn.is_open())
+      drop();
+    if (is_unavailable(*e))
+      return errc::db_unavailable;
+    if (e->sqlstate().rfind("23", 0) == 0)
+      return errc::invalid_input; // a constraint of the database refused the row
+    // The libpq message may quote data: log only the SQLSTATE.
+    log::error("db statement failed, sqlstate " + e->sqlstate());
+    return errc::internal;
+  }
+  drop();
+  return errc::db_unavailable;
+}
+
 } // namespace
 
-db_actor::behavior_type db_worker(db_actor::stateful_pointer<db_worker_state> self,
-                                  db_config cfg) {
+db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_worker_state> self,
+                                         db_config cfg) {
   self->state.cfg = std::move(cfg);
   self->state.cfg.conninfo = with_connect_timeout(self->state.cfg.conninfo,
                                                   self->state.cfg.timeout);
@@ -125,6 +156,8 @@ db_actor::behavior_type db_worker(db_actor::stateful_pointer<db_worker_state> se
       {
         pqxx::nontransaction tx{h->conn};
         tx.exec("SET statement_timeout = " + std::to_string(ms));
+        if (!st.cfg.instance_id.empty())
+          tx.exec("SET todo.instance = " + tx.quote(st.cfg.instance_id));
       }
       for (const auto& s : sql::all_statements())
         h->conn.prepare(s.name, s.text);
@@ -150,37 +183,75 @@ db_actor::behavior_type db_worker(db_actor::stateful_pointer<db_worker_state> se
     self->state.retry_at = caf::make_timestamp();
   };
   connection(); // connect eagerly so that the first request does not pay for it
+  // Runs one command in autocommit mode (one round trip, committed when the answer arrives)
+  // and maps every failure to an error code.
+  auto run_one = [self, connection, drop](const std::string& user,
+                                          const task_cmd& cmd) -> db_outcome {
+    db_outcome out;
+    auto* conn = connection();
+    if (!conn) {
+      out.code = errc::db_unavailable;
+      return out;
+    }
+    try {
+      pqxx::nontransaction tx{*conn};
+      auto r = run(tx, user, cmd);
+      if (r)
+        out.result = std::move(*r);
+      else
+        out.code = static_cast<errc>(r.error().code());
+    } catch (const std::exception& e) {
+      out.code = classify(e, *conn, drop);
+    }
+    return out;
+  };
   return {
-    [self, connection, drop](atom::exec, const std::string& user,
-                             const task_cmd& cmd) -> caf::result<task_result> {
+    [run_one](atom::exec, const std::string& user,
+              const task_cmd& cmd) -> caf::result<task_result> {
+      auto o = run_one(user, cmd);
+      if (o.code != errc::none)
+        return caf::make_error(o.code);
+      return std::move(o.result);
+    },
+    [connection, drop, run_one](atom::batch,
+                                const std::vector<db_job>& jobs) -> std::vector<db_outcome> {
+      std::vector<db_outcome> out(jobs.size());
       auto* conn = connection();
-      if (!conn)
-        return caf::make_error(errc::db_unavailable);
+      if (!conn) {
+        for (auto& o : out)
+          o.code = errc::db_unavailable;
+        return out;
+      }
+      // Group commit: one transaction, one WAL flush for all of them.
       try {
-        return run(*conn, user, cmd);
-      } catch (const pqxx::broken_connection&) {
-        drop();
-        return caf::make_error(errc::db_unavailable);
-      } catch (const pqxx::in_doubt_error&) {
-        // The commit may or may not have happened: never answer 2xx.
-        drop();
-        return caf::make_error(errc::db_unavailable);
-      } catch (const pqxx::statement_completion_unknown&) {
-        drop();
-        return caf::make_error(errc::db_unavailable);
+        pqxx::work tx{*conn};
+        for (size_t i = 0; i < jobs.size(); ++i) {
+          auto r = run(tx, jobs[i].user, jobs[i].cmd);
+          if (r)
+            out[i].result = std::move(*r);
+          else
+            out[i].code = static_cast<errc>(r.error().code());
+        }
+        tx.commit();
+        return out;
       } catch (const pqxx::sql_error& e) {
-        auto state = e.sqlstate();
-        if (!conn->is_open())
-          drop();
-        // Class 57 (statement_timeout, admin shutdown), 08 (connection), 53 (resources):
-        // the database is not serving us right now.
-        if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("53", 0) == 0)
-          return caf::make_error(errc::db_unavailable);
-        log::error("db statement failed, sqlstate " + state);
-        return caf::make_error(errc::internal);
-      } catch (const std::exception&) {
-        drop();
-        return caf::make_error(errc::db_unavailable);
+        if (is_unavailable(e) || !conn->is_open()) {
+          if (!conn->is_open())
+            drop();
+          for (auto& o : out)
+            o = db_outcome{errc::db_unavailable, {}};
+          return out;
+        }
+        // One statement failed and took the transaction with it: nothing committed. Run
+        // each on its own so that only the failing one answers an error.
+        for (size_t i = 0; i < jobs.size(); ++i)
+          out[i] = run_one(jobs[i].user, jobs[i].cmd);
+        return out;
+      } catch (const std::exception& e) {
+        auto code = classify(e, *conn, drop);
+        for (auto& o : out)
+          o = db_outcome{code, {}};
+        return out;
       }
     },
     [self, connection, drop](atom::ping) -> bool {

@@ -13,6 +13,7 @@ struct db_config {
   caf::timespan timeout = std::chrono::seconds(2); // statement and connect timeout
   size_t pool_size = 4;
   size_t queue_limit = 4096;         // jobs waiting for a worker; beyond: errc::overloaded
+  std::string instance_id;           // tags this instance's writes for the change listener
 };
 
 /// Returns `conninfo` with a connect timeout added unless it already names one.
@@ -32,7 +33,7 @@ struct db_worker_state {
 
 /// Owns one PostgreSQL connection and runs one statement at a time on it (blocking:
 /// spawn it detached, so it has a thread of its own).
-db_actor::behavior_type db_worker(db_actor::stateful_pointer<db_worker_state> self,
-                                  db_config cfg);
+db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_worker_state> self,
+                                         db_config cfg);
 
 } // namespace todo::db

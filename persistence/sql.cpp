@@ -7,7 +7,8 @@ namespace {
 const char* status_names[] = {"all", "pending", "completed"};
 const char* sort_names[] = {"created", "updated", "title"};
 const char* status_filters[] = {"", " AND completed = false", " AND completed = true"};
-const char* sort_columns[] = {"created_at", "updated_at", "title"};
+// Titles order by code point (COLLATE "C"), the same order the TaskManager's cache uses.
+const char* sort_columns[] = {"created_at", "updated_at", "title COLLATE \"C\""};
 
 std::vector<statement> make_statements() {
   std::string cols = task_columns;

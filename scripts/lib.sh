@@ -41,11 +41,12 @@ ensure_deps() {
   fi
 }
 
-# Configures and builds into $1 with build type $2 and tests ON/OFF $3.
+# Configures and builds into $1 with build type $2 and tests ON/OFF $3; more cmake args follow.
 build_tree() {
   local dir=$1 type=$2 tests=$3
+  shift 3
   mkdir -p "$dir"
-  cmake -S "$TODO_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DTODO_BUILD_TESTS="$tests" \
+  cmake -S "$TODO_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DTODO_BUILD_TESTS="$tests" "$@" \
     >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log" >&2; exit 1; }
   cmake --build "$dir" -j2 >"$dir/build.log" 2>&1 || {
     grep -E "error|Error" -A5 "$dir/build.log" | head -60 >&2

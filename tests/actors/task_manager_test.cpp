@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "actors/task_manager.hpp"
 #include "tests/support/deterministic_system.hpp"
 #include "tests/support/fake_db.hpp"
@@ -26,9 +28,9 @@ task_cmd by_id(op kind, int64_t id) {
 struct manager_fixture : deterministic_system {
   std::shared_ptr<test::fake_db_data> data = std::make_shared<test::fake_db_data>();
   test::fake_db_actor db = sys.spawn(test::fake_db, data);
-  task_manager_actor spawn_manager(std::string user) {
+  task_manager_actor spawn_manager(std::string user, size_t cache_limit = 10000) {
     return sys.spawn(task_manager, std::move(user), caf::actor_cast<db_actor>(db),
-                     caf::timespan{std::chrono::seconds(2)});
+                     caf::timespan{std::chrono::seconds(2)}, cache_limit);
   }
   ~manager_fixture() {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
@@ -128,5 +130,103 @@ TEST_CASE_METHOD(manager_fixture, "a database that does not answer in time gives
   REQUIRE(answer->has_value());
   REQUIRE_FALSE(**answer);
   CHECK((*answer)->error() == errc::db_unavailable);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "reads are answered from the cache after one load") {
+  auto alice = spawn_manager("alice");
+  auto made = ask<task_result>(alice, atom::exec::value, create("cached"));
+  REQUIRE(made);
+  auto after_create = data->log.size(); // the load, then the insert
+  CHECK(after_create == 2);
+  task_cmd list;
+  list.kind = op::list;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+    REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id)));
+  }
+  CHECK(data->log.size() == after_create); // no database reads
+  auto missing = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, 424242));
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error() == errc::task_not_found);
+  // Another process changed the data: after an invalidation the next read reloads.
+  data->rows["alice"][made->rows[0].id].title = "changed elsewhere";
+  caf::anon_send(alice, atom::invalidate::value);
+  auto got = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id));
+  REQUIRE(got);
+  CHECK(got->rows.at(0).title == "changed elsewhere");
+  CHECK(data->log.size() == after_create + 1);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "after any mix of mutations the cached view equals the data") {
+  auto alice = spawn_manager("alice");
+  std::mt19937 rng{42};
+  std::vector<int64_t> ids;
+  for (int step = 0; step < 400; ++step) {
+    auto pick = [&] { return ids.empty() ? int64_t{999} : ids[rng() % ids.size()]; };
+    task_cmd c;
+    switch (rng() % 5) {
+      case 0:
+        c = create("t" + std::to_string(step));
+        break;
+      case 1:
+        c = by_id(op::toggle, pick());
+        if (rng() % 2)
+          c.patch.completed = rng() % 2 == 0;
+        break;
+      case 2:
+        c = by_id(op::update, pick());
+        c.patch.title = "u" + std::to_string(step);
+        if (rng() % 2) {
+          c.patch.set_description = true;
+          c.patch.description = "d";
+        }
+        break;
+      case 3:
+        c = by_id(op::remove, pick());
+        break;
+      default:
+        c = by_id(op::fetch, pick());
+    }
+    auto r = ask<task_result>(alice, atom::exec::value, c);
+    if (r && c.kind == op::create)
+      ids.push_back(r->rows.at(0).id);
+  }
+  for (auto status : {task_status::all, task_status::pending, task_status::completed})
+    for (auto sort : {task_sort::created, task_sort::updated, task_sort::title})
+      for (bool desc : {false, true}) {
+        task_cmd list;
+        list.kind = op::list;
+        list.query.status = status;
+        list.query.sort = sort;
+        list.query.descending = desc;
+        list.query.limit = 7;
+        list.query.offset = 3;
+        auto cached = ask<task_result>(alice, atom::exec::value, list);
+        REQUIRE(cached);
+        std::unordered_map<int64_t, task> truth(data->rows["alice"].begin(),
+                                                data->rows["alice"].end());
+        auto expected = list_tasks(truth, list.query);
+        CHECK(cached->total == expected.total);
+        REQUIRE(cached->rows.size() == expected.rows.size());
+        for (size_t i = 0; i < expected.rows.size(); ++i) {
+          CHECK(cached->rows[i].id == expected.rows[i].id);
+          CHECK(cached->rows[i].title == expected.rows[i].title);
+          CHECK(cached->rows[i].completed == expected.rows[i].completed);
+          CHECK(cached->rows[i].description == expected.rows[i].description);
+          CHECK(cached->rows[i].updated_us == expected.rows[i].updated_us);
+        }
+      }
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "a manager without a cache reads through to the database") {
+  auto alice = spawn_manager("alice", 0);
+  auto made = ask<task_result>(alice, atom::exec::value, create("plain"));
+  REQUIRE(made);
+  auto before = data->log.size();
+  REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id)));
+  CHECK(data->log.size() == before + 1);
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }

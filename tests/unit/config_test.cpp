@@ -228,7 +228,18 @@ TEST_CASE("a missing DATABASE_URL or BETTER_AUTH_SECRET stops start-up") {
   CHECK(error_of(load({}, no_db)).line() == "DATABASE_URL: required");
   auto no_secret = base_env();
   no_secret.erase("BETTER_AUTH_SECRET");
-  CHECK(error_of(load({}, no_secret)).line() == "BETTER_AUTH_SECRET: required");
+  CHECK(error_of(load({}, no_secret)).line() ==
+        "BETTER_AUTH_SECRET: required (or set BETTER_AUTH_JWKS_URL or _FILE)");
+  auto jwks_only = no_secret;
+  jwks_only["BETTER_AUTH_JWKS_URL"] = "https://example.com/api/auth/jwks";
+  auto s = value_of(load({}, jwks_only));
+  CHECK(s.jwt_algorithms == std::vector<std::string>{"EdDSA", "ES256", "RS256", "PS256"});
+  auto both = base_env();
+  both["BETTER_AUTH_JWKS_FILE"] = "/tmp/jwks.json";
+  CHECK(value_of(load({}, both)).jwt_algorithms ==
+        std::vector<std::string>{"HS256", "EdDSA", "ES256", "RS256", "PS256"});
+  both["BETTER_AUTH_JWKS_URL"] = "https://example.com/api/auth/jwks";
+  CHECK(error_of(load({}, both)).setting == "BETTER_AUTH_JWKS_FILE");
   auto blank = base_env();
   blank["BETTER_AUTH_SECRET"] = "   ";
   CHECK(error_of(load({}, blank)).line() == "BETTER_AUTH_SECRET: required");

@@ -1,0 +1,56 @@
+#pragma once
+// A bounded cache of verified tokens, so that a client's repeated requests skip the signature
+// check. Pure code: no actors, no I/O, not thread-safe (the auth actor owns one).
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "actors/jwt.hpp"
+
+namespace todo {
+
+/// Maps SHA-256(token) to its verified claims. Holds at most `capacity` entries and evicts the
+/// least recently used one; an entry expires at the token's `exp` or `max_ttl_seconds` after it
+/// was stored, whichever comes first, so a rotated-out key stops working within that bound.
+class token_cache {
+public:
+  explicit token_cache(size_t capacity, int64_t max_ttl_seconds = 300);
+
+  /// Returns the claims stored for `token` if its entry is still live at `now` (Unix seconds).
+  std::optional<jwt::verified> find(std::string_view token, int64_t now);
+
+  /// Stores `claims` for `token` as verified at `now`. Does nothing when the capacity is zero or
+  /// the token's exp is not after `now` (it was accepted within the leeway).
+  void insert(std::string_view token, const jwt::verified& claims, int64_t now);
+
+  /// Drops every entry, e.g. after the key set changed.
+  void clear();
+
+  /// Returns the number of entries, live or not yet noticed to be expired.
+  size_t size() const { return index_.size(); }
+
+  size_t capacity() const { return capacity_; }
+
+  /// Returns the raw 32-byte SHA-256 of `token`: the only form in which a token is kept.
+  static std::string digest(std::string_view token);
+
+private:
+  struct node {
+    std::string digest;
+    jwt::verified claims;
+    int64_t expires_at; // the entry is live while now < expires_at
+  };
+  using list_type = std::list<node>;
+
+  size_t capacity_;
+  int64_t max_ttl_;
+  list_type lru_; // most recently used first
+  std::unordered_map<std::string, list_type::iterator> index_;
+};
+
+} // namespace todo
