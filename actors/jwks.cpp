@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 #include <boost/json.hpp>
@@ -304,6 +305,68 @@ parse_result parse(std::string_view document) {
   }
   ERR_clear_error();
   return res;
+}
+
+std::string to_public_jwk(EVP_PKEY* pkey, std::string_view kid, std::string_view alg) {
+  json::object jwk;
+  auto bn_b64 = [pkey](const char* name, int pad) {
+    BIGNUM* raw = nullptr;
+    if (EVP_PKEY_get_bn_param(pkey, name, &raw) != 1)
+      throw std::invalid_argument("key parameter missing");
+    bn_ptr bn{raw};
+    std::string bytes(static_cast<size_t>(std::max(pad, BN_num_bytes(bn.get()))), '\0');
+    BN_bn2binpad(bn.get(), reinterpret_cast<unsigned char*>(bytes.data()),
+                 static_cast<int>(bytes.size()));
+    return jwt::base64url_encode(bytes);
+  };
+  switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_ED25519: {
+      std::string x(ed25519_key_bytes, '\0');
+      size_t len = x.size();
+      if (EVP_PKEY_get_raw_public_key(pkey, reinterpret_cast<unsigned char*>(x.data()), &len)
+          != 1)
+        throw std::invalid_argument("key parameter missing");
+      jwk["kty"] = "OKP";
+      jwk["crv"] = "Ed25519";
+      jwk["x"] = jwt::base64url_encode(x);
+      break;
+    }
+    case EVP_PKEY_EC:
+      jwk["kty"] = "EC";
+      jwk["crv"] = "P-256";
+      jwk["x"] = bn_b64(OSSL_PKEY_PARAM_EC_PUB_X, p256_coordinate_bytes);
+      jwk["y"] = bn_b64(OSSL_PKEY_PARAM_EC_PUB_Y, p256_coordinate_bytes);
+      break;
+    case EVP_PKEY_RSA:
+      jwk["kty"] = "RSA";
+      jwk["n"] = bn_b64(OSSL_PKEY_PARAM_RSA_N, 0);
+      jwk["e"] = bn_b64(OSSL_PKEY_PARAM_RSA_E, 0);
+      break;
+    default:
+      throw std::invalid_argument("unsupported key type");
+  }
+  jwk["use"] = "sig";
+  if (!kid.empty())
+    jwk["kid"] = kid;
+  if (!alg.empty())
+    jwk["alg"] = alg;
+  return json::serialize(jwk);
+}
+
+std::string generate_ed25519_jwk(std::string_view kid) {
+  pkey_ptr key{EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")};
+  if (!key)
+    throw std::runtime_error("key generation failed");
+  std::string d(ed25519_key_bytes, '\0');
+  size_t len = d.size();
+  if (EVP_PKEY_get_raw_private_key(key.get(), reinterpret_cast<unsigned char*>(d.data()), &len)
+      != 1)
+    throw std::runtime_error("key generation failed");
+  auto pub = json::parse(to_public_jwk(key.get(), kid, "EdDSA")).as_object();
+  pub.erase("use");
+  pub["d"] = jwt::base64url_encode(d);
+  OPENSSL_cleanse(d.data(), d.size());
+  return json::serialize(pub);
 }
 
 parse_result parse_file(const std::string& path) {

@@ -54,6 +54,14 @@ constexpr size_t max_keys = 64;
 /// or has no "keys" array is an error. Never throws.
 parse_result parse(std::string_view document);
 
+/// Returns the public JWK of `pkey` (Ed25519, P-256 or RSA) as JSON text, with "kid" and
+/// "alg" when non-empty and "use":"sig"; throws std::invalid_argument for another key type.
+std::string to_public_jwk(EVP_PKEY* pkey, std::string_view kid, std::string_view alg);
+
+/// Returns a fresh Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":...,"x":...,
+/// "kid":...,"alg":"EdDSA"}), for local testing with jwt::sign_eddsa.
+std::string generate_ed25519_jwk(std::string_view kid);
+
 /// Reads the file at `path` (at most 1 MiB) and parses it like `parse`.
 parse_result parse_file(const std::string& path);
 

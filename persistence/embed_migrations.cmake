@@ -1,4 +1,5 @@
 # Writes OUT: a C++ file holding every migration in FILES (NNN_name.sql) as a raw string.
+string(REPLACE "," ";" FILES "${FILES}")
 set(body "// Generated from persistence/migrations/*.sql. Do not edit.\n")
 string(APPEND body "#include \"persistence/migrations.hpp\"\n\nnamespace todo::db {\n")
 string(APPEND body "const std::vector<migration>& embedded_migrations() {\n")

@@ -1,0 +1,237 @@
+// The TaskManager cache against the truth in PostgreSQL: one instance, two instances, and
+// writes from outside; group commit with a failing statement.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <pqxx/pqxx>
+
+#include "http/json_codec.hpp"
+#include "tests/http/http_client.hpp"
+
+using namespace todo::test;
+namespace json = boost::json;
+
+namespace {
+
+std::string database_url() {
+  const char* url = std::getenv("TEST_DATABASE_URL");
+  REQUIRE(url != nullptr);
+  return url;
+}
+
+// Returns the user's tasks as the API shows them, straight from PostgreSQL, newest first.
+std::string sql_view(const std::string& user) {
+  pqxx::connection c{database_url()};
+  pqxx::work w{c};
+  auto r = w.exec_params(
+    "SELECT id, title, description, completed, "
+    "(extract(epoch from created_at) * 1000000)::int8, "
+    "(extract(epoch from updated_at) * 1000000)::int8 "
+    "FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+    user);
+  std::vector<todo::task> ts;
+  for (const auto& row : r) {
+    todo::task t;
+    t.id = row[0].as<int64_t>();
+    t.title = row[1].as<std::string>();
+    if (!row[2].is_null())
+      t.description = row[2].as<std::string>();
+    t.completed = row[3].as<bool>();
+    t.created_us = row[4].as<int64_t>();
+    t.updated_us = row[5].as<int64_t>();
+    ts.push_back(t);
+  }
+  std::string out;
+  todo::http::write_tasks(out, ts);
+  return out;
+}
+
+// Applies a random mix of mutations for `user` through the given clients.
+void random_mutations(std::vector<http_client*> clients, const std::string& user, int steps,
+                      unsigned seed) {
+  header_list auth{{"Authorization", "Bearer " + token_for(user)},
+                   {"Content-Type", "application/json"}};
+  std::mt19937 rng{seed};
+  std::vector<std::string> ids;
+  for (int i = 0; i < steps; ++i) {
+    auto& c = *clients[rng() % clients.size()];
+    auto pick = [&] { return ids.empty() ? std::string{"1"} : ids[rng() % ids.size()]; };
+    switch (rng() % 5) {
+      case 0:
+      case 1: {
+        auto r = c.request("POST", "/api/tasks", auth, R"({"title":"t)" + std::to_string(i) + "\"}");
+        REQUIRE(r.status == 201);
+        ids.push_back(std::to_string(json::parse(r.body).at("id").as_int64()));
+        break;
+      }
+      case 2:
+        c.request("PATCH", "/api/tasks/" + pick() + "/complete", {auth[0]});
+        break;
+      case 3:
+        c.request("PUT", "/api/tasks/" + pick(), auth,
+                  R"({"title":"u)" + std::to_string(i) + R"(","description":"d"})");
+        break;
+      default:
+        c.request("DELETE", "/api/tasks/" + pick(), {auth[0]});
+    }
+  }
+}
+
+// Polls until the instance's list equals the SQL view, for at most `patience`.
+bool converges(http_client& c, const std::string& user, std::chrono::milliseconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  header_list auth{{"Authorization", "Bearer " + token_for(user)}};
+  do {
+    if (c.request("GET", "/api/tasks", auth).body == sql_view(user))
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
+// Stated bound for a second instance to see a write (LISTEN/NOTIFY delivery).
+constexpr auto coherence_bound = std::chrono::milliseconds(1000);
+
+} // namespace
+
+TEST_CASE("after random mutations the API's list equals a direct SQL query") {
+  auto& server = shared_server();
+  http_client c{server.port()};
+  auto user = fresh_user("coherent");
+  random_mutations({&c}, user, 120, 7);
+  header_list auth{{"Authorization", "Bearer " + token_for(user)}};
+  CHECK(c.request("GET", "/api/tasks", auth).body == sql_view(user)); // no delay: one instance
+}
+
+TEST_CASE("two instances on one database stay coherent within a bounded delay") {
+  auto& first = shared_server();
+  server_process second;
+  second.start();
+  http_client a{first.port()};
+  http_client b{second.port()};
+  auto user = fresh_user("two");
+  header_list auth{{"Authorization", "Bearer " + token_for(user)}};
+  // Both instances cache the user before the writes start.
+  a.request("GET", "/api/tasks", auth);
+  b.request("GET", "/api/tasks", auth);
+  random_mutations({&a, &b}, user, 120, 11);
+  CHECK(converges(a, user, coherence_bound));
+  CHECK(converges(b, user, coherence_bound));
+  // A write from outside the service (psql, a migration, ...) reaches both caches too.
+  {
+    pqxx::connection c{database_url()};
+    pqxx::work w{c};
+    w.exec_params("INSERT INTO tasks (user_id, title) VALUES ($1, 'from psql')", user);
+    w.commit();
+  }
+  CHECK(converges(a, user, coherence_bound));
+  CHECK(converges(b, user, coherence_bound));
+  CHECK(a.request("GET", "/api/tasks", auth).body.find("from psql") != std::string::npos);
+  // Per-user toggles across instances rest on the database's atomic UPDATE.
+  header_list wauth{auth[0], {"Content-Type", "application/json"}};
+  auto made = a.request("POST", "/api/tasks", wauth, R"({"title":"shared flip"})");
+  auto id = std::to_string(json::parse(made.body).at("id").as_int64());
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 20; ++i)
+    ts.emplace_back([&, i] {
+      http_client mine{i % 2 ? first.port() : second.port()};
+      CHECK(mine.request("PATCH", "/api/tasks/" + id + "/complete", {auth[0]}).status == 200);
+    });
+  for (auto& t : ts)
+    t.join();
+  CHECK(converges(a, user, coherence_bound));
+  CHECK(json::parse(a.request("GET", "/api/tasks/" + id, auth).body).at("completed") == false);
+  second.stop(SIGTERM);
+}
+
+TEST_CASE("group commit: one failing statement does not fail its neighbours") {
+  server_process server{{{"DB_POOL_SIZE", "1"}}};
+  server.start();
+  struct constraint_guard {
+    constraint_guard() {
+      pqxx::connection c{database_url()};
+      pqxx::work w{c};
+      w.exec("ALTER TABLE tasks ADD CONSTRAINT test_poison CHECK (title <> 'poison') NOT VALID");
+      w.commit();
+    }
+    ~constraint_guard() {
+      pqxx::connection c{database_url()};
+      pqxx::work w{c};
+      w.exec("ALTER TABLE tasks DROP CONSTRAINT IF EXISTS test_poison");
+      w.commit();
+    }
+  } guard;
+  std::vector<std::string> users;
+  for (int i = 0; i < 40; ++i)
+    users.push_back(fresh_user("batch"));
+  std::mutex m;
+  std::vector<unsigned> statuses(users.size());
+  std::vector<std::thread> ts;
+  for (size_t i = 0; i < users.size(); ++i)
+    ts.emplace_back([&, i] {
+      http_client c{server.port()};
+      auto title = i == 17 ? std::string{"poison"} : "ok " + std::to_string(i);
+      auto r = c.request("POST", "/api/tasks",
+                         {{"Authorization", "Bearer " + token_for(users[i])},
+                          {"Content-Type", "application/json"}},
+                         R"({"title":")" + title + "\"}");
+      std::lock_guard<std::mutex> g{m};
+      statuses[i] = r.status;
+    });
+  for (auto& t : ts)
+    t.join();
+  pqxx::connection c{database_url()};
+  pqxx::work w{c};
+  for (size_t i = 0; i < users.size(); ++i) {
+    auto rows = w.exec_params("SELECT count(*) FROM tasks WHERE user_id = $1", users[i])[0][0]
+                  .as<int>();
+    INFO("user " << i);
+    if (i == 17) {
+      CHECK(statuses[i] == 400);
+      CHECK(rows == 0);
+    } else {
+      CHECK(statuses[i] == 201);
+      CHECK(rows == 1);
+    }
+  }
+}
+
+TEST_CASE("group commit: concurrent writes share transactions") {
+  server_process server{{{"DB_POOL_SIZE", "1"}}};
+  server.start();
+  auto prefix = fresh_user("gc");
+  std::vector<std::thread> ts;
+  std::atomic<int> created{0};
+  for (int i = 0; i < 48; ++i)
+    ts.emplace_back([&, i] {
+      http_client c{server.port()};
+      for (int k = 0; k < 5; ++k) {
+        auto r = c.request("POST", "/api/tasks",
+                           {{"Authorization", "Bearer " + token_for(prefix + "-" +
+                                                                    std::to_string(i))},
+                            {"Content-Type", "application/json"}},
+                           R"({"title":"x"})");
+        if (r.status == 201)
+          ++created;
+      }
+    });
+  for (auto& t : ts)
+    t.join();
+  CHECK(created == 240);
+  pqxx::connection c{database_url()};
+  pqxx::work w{c};
+  auto r = w.exec_params("SELECT count(*), count(DISTINCT created_at) FROM tasks "
+                         "WHERE user_id LIKE $1",
+                         prefix + "-%")[0];
+  CHECK(r[0].as<int>() == 240);
+  // One transaction gives its rows one now(): fewer distinct stamps than rows means batches.
+  CHECK(r[1].as<int>() < 240);
+}
