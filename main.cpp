@@ -14,9 +14,11 @@
 
 #include "actors/actor_gateway.hpp"
 #include "actors/auth.hpp"
+#include "actors/jwks.hpp"
 #include "actors/user_registry.hpp"
 #include "config/log.hpp"
 #include "config/settings.hpp"
+#include "http/jwks_fetch.hpp"
 #include "http/listener.hpp"
 #include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
@@ -48,7 +50,7 @@ std::string json_escape(const std::string& s) {
 }
 
 int token_command(const std::vector<std::string>& args) {
-  std::string sub;
+  std::string sub, jwk_file, iss, aud;
   long long ttl = 3600;
   for (size_t i = 0; i < args.size(); ++i) {
     auto value = [&](const char* name) -> std::string {
@@ -62,9 +64,17 @@ int token_command(const std::vector<std::string>& args) {
       sub = value("--sub");
     else if (args[i] == "--ttl")
       ttl = std::stoll(value("--ttl"));
+    else if (args[i] == "--jwk")
+      jwk_file = value("--jwk");
+    else if (args[i] == "--iss")
+      iss = value("--iss");
+    else if (args[i] == "--aud")
+      aud = value("--aud");
     else if (args[i] == "--help" || args[i] == "-h") {
-      std::cout << "usage: todo-api token --sub USER_ID [--ttl SECONDS]\n"
-                   "Prints an HS256 token signed with BETTER_AUTH_SECRET (env or .env).\n";
+      std::cout << "usage: todo-api token --sub USER_ID [--ttl SECONDS] [--iss I] [--aud A]"
+                   " [--jwk PRIVATE_JWK_FILE]\n"
+                   "Prints an HS256 token signed with BETTER_AUTH_SECRET (env or .env), or an\n"
+                   "EdDSA token signed with the private JWK (see `todo-api gen-jwk`).\n";
       return 0;
     } else {
       std::cerr << args[i] << ": unknown option\n";
@@ -75,6 +85,32 @@ int token_command(const std::vector<std::string>& args) {
     std::cerr << "--sub: required\n";
     return 2;
   }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  std::string payload = "{\"sub\":\"" + json_escape(sub) + "\",\"iat\":" + std::to_string(now) +
+                        ",\"exp\":" + std::to_string(now + ttl);
+  if (!iss.empty())
+    payload += ",\"iss\":\"" + json_escape(iss) + "\"";
+  if (!aud.empty())
+    payload += ",\"aud\":\"" + json_escape(aud) + "\"";
+  payload += "}";
+  if (!jwk_file.empty()) {
+    std::ifstream in{jwk_file};
+    if (!in) {
+      std::cerr << "--jwk: cannot read the file\n";
+      return 2;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    try {
+      std::cout << todo::jwt::sign_eddsa(ss.str(), payload) << "\n";
+    } catch (const std::exception&) {
+      std::cerr << "--jwk: not an Ed25519 private JWK\n";
+      return 2;
+    }
+    return 0;
+  }
   auto env = todo::environment_map();
   auto dotenv = todo::parse_dotenv(read_dotenv());
   std::string secret = env.count("BETTER_AUTH_SECRET") ? env["BETTER_AUTH_SECRET"]
@@ -83,11 +119,6 @@ int token_command(const std::vector<std::string>& args) {
     std::cerr << "BETTER_AUTH_SECRET: required\n";
     return 2;
   }
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
-  std::string payload = "{\"sub\":\"" + json_escape(sub) + "\",\"iat\":" + std::to_string(now) +
-                        ",\"exp\":" + std::to_string(now + ttl) + "}";
   std::cout << todo::jwt::sign_hs256(secret, payload) << "\n";
   return 0;
 }
@@ -134,6 +165,10 @@ std::string random_prefix() {
 
 int serve(const todo::settings& cfg) {
   todo::log::configure(parse_level(cfg.log_level), cfg.log_format == "json");
+  if (!cfg.jwks_file.empty() && !todo::jwks::parse_file(cfg.jwks_file)) {
+    std::cerr << "BETTER_AUTH_JWKS_FILE: not a usable JWKS document\n";
+    return 2;
+  }
   auto db_timeout = std::chrono::milliseconds(cfg.db_timeout_ms);
   if (!migrate_with_retries(cfg.database_url, 30s))
     return 1;
@@ -161,7 +196,15 @@ int serve(const todo::settings& cfg) {
   jwt_opts.require_exp = cfg.jwt_require_exp;
   jwt_opts.issuer = cfg.better_auth_issuer;
   jwt_opts.audience = cfg.better_auth_audience;
-  auto auth = sys.spawn(todo::auth, std::make_shared<const todo::jwt::verifier>(jwt_opts));
+  todo::auth_config auth_cfg;
+  auth_cfg.opts = jwt_opts;
+  auth_cfg.jwks_url = cfg.jwks_url;
+  auth_cfg.jwks_file = cfg.jwks_file;
+  auth_cfg.fetch = [](const std::string& url) {
+    auto r = todo::http::fetch_url(url);
+    return todo::jwks_fetch_result{std::move(r.body), std::move(r.error)};
+  };
+  auto auth = sys.spawn(todo::auth, std::move(auth_cfg));
 
   todo::registry_limits limits;
   limits.db_timeout = db_timeout;
@@ -246,6 +289,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "token")
     return token_command({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "gen-jwk") {
+    // Prints a fresh Ed25519 private JWK; its public half (without "d") is a one-key JWKS.
+    std::string kid = args.size() > 2 && args[1] == "--kid" ? args[2] : "dev";
+    std::cout << todo::jwks::generate_ed25519_jwk(kid) << "\n";
+    return 0;
+  }
   auto loaded = todo::load_settings(args, todo::environment_map(), read_dotenv());
   if (loaded.help) {
     std::cout << todo::help_text();

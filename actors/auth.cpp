@@ -51,10 +51,14 @@ void load(self_ptr self, const std::string& document, const char* source) {
   install(self, std::move(parsed.keys));
 }
 
-void start_fetch(self_ptr self) {
+/// Starts a fetch on a helper actor. Only a refetch for an unknown kid counts against the
+/// interval: when the start-up fetch failed (the frontend was not up yet), the first token may
+/// fetch again at once.
+void start_fetch(self_ptr self, bool refetch) {
   auto& st = self->state;
   st.fetching = true;
-  st.last_fetch = self->clock().now();
+  if (refetch)
+    st.last_fetch = self->clock().now();
   auto seq = ++st.fetch_seq;
   auto fetch = st.cfg.fetch;
   auto url = st.cfg.jwks_url;
@@ -108,7 +112,7 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
   }
   if (!st.cfg.jwks_url.empty()) {
     if (st.cfg.fetch)
-      start_fetch(self);
+      start_fetch(self, false);
     else
       log::error("BETTER_AUTH_JWKS_URL is set but no fetcher was configured");
   }
@@ -129,7 +133,7 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
         // A flood of made-up kids must not turn into a flood of fetches.
         if (!may_fetch_now(self))
           return unauthorized(out.error);
-        start_fetch(self);
+        start_fetch(self, true);
       }
       if (st.waiting.size() >= st.cfg.max_waiting)
         return unauthorized(out.error);
