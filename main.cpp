@@ -250,7 +250,11 @@ int serve(const todo::settings& cfg) {
   net::steady_timer drain{ioc};
   auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
   std::function<void()> poll = [&] {
-    if (ctx.in_flight.load() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+    // Done when every session has answered what it read and closed.
+    bool idle = ctx.in_flight.load() == 0 && ctx.connections.load() == 0;
+    if (idle || std::chrono::steady_clock::now() >= *deadline) {
+      if (!idle)
+        todo::log::warn("shutdown grace period over with requests still in flight");
       ioc.stop();
       return;
     }
@@ -263,6 +267,7 @@ int serve(const todo::settings& cfg) {
     todo::log::info(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                     ", draining");
     lst.stop();
+    ctx.drain();
     *deadline = std::chrono::steady_clock::now() +
                 std::chrono::milliseconds(cfg.shutdown_grace_ms);
     poll();
@@ -279,6 +284,9 @@ int serve(const todo::settings& cfg) {
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
+  // Couriers still in flight hold session callbacks: let every actor finish while the
+  // io_context (which the sessions' sockets belong to) is still alive.
+  sys.await_all_actors_done();
   todo::log::info("stopped");
   return 0;
 }

@@ -3,7 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "actors/gateway.hpp"
 #include "config/settings.hpp"
@@ -19,6 +23,37 @@ struct server_context {
   std::atomic<size_t> in_flight{0};    // requests handed to the actors, not yet answered
   std::atomic<uint64_t> request_counter{0};
   std::string request_id_prefix;       // random per process
+  std::atomic<bool> draining{false};   // shutting down: read no new requests
+
+  /// Registers a function that `drain` calls; returns its id for remove_drain_hook.
+  uint64_t add_drain_hook(std::function<void()> fn) {
+    std::lock_guard<std::mutex> guard{hooks_mutex_};
+    hooks_.emplace(++next_hook_, std::move(fn));
+    return next_hook_;
+  }
+
+  void remove_drain_hook(uint64_t id) {
+    std::lock_guard<std::mutex> guard{hooks_mutex_};
+    hooks_.erase(id);
+  }
+
+  /// Starts a graceful shutdown: every session finishes what it has read and closes.
+  void drain() {
+    draining = true;
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> guard{hooks_mutex_};
+      for (auto& [id, fn] : hooks_)
+        fns.push_back(fn);
+    }
+    for (auto& fn : fns)
+      fn();
+  }
+
+private:
+  std::mutex hooks_mutex_;
+  std::unordered_map<uint64_t, std::function<void()>> hooks_;
+  uint64_t next_hook_ = 0;
 };
 
 } // namespace todo::http

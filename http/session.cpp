@@ -80,10 +80,15 @@ public:
   }
 
   ~session() {
+    ctx_.remove_drain_hook(drain_hook_);
     --ctx_.connections;
   }
 
   void start() {
+    drain_hook_ = ctx_.add_drain_hook([weak = weak_from_this()] {
+      if (auto self = weak.lock())
+        net::post(self->stream_.get_executor(), [self] { self->on_drain(); });
+    });
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_next(); });
   }
 
@@ -112,7 +117,19 @@ private:
     return std::chrono::milliseconds(ctx_.cfg.idle_timeout_ms);
   }
 
+  // Shutting down: answer what was read, read nothing new, close an idle connection now.
+  void on_drain() {
+    closing_ = true;
+    if (reading_ && waiting_first_byte_) {
+      beast::error_code ec;
+      stream_.socket().cancel(ec); // on_first_bytes sees operation_aborted and closes
+    }
+    finish_or_close();
+  }
+
   void read_next() {
+    if (ctx_.draining)
+      closing_ = true;
     if (closing_ || slots_.size() >= max_pipeline) {
       reading_ = false;
       return;
@@ -125,6 +142,7 @@ private:
       // Idle between requests: wait for the first byte with the idle timeout.
       read_deadline_ = clock::now() + idle_timeout();
       stream_.expires_at(read_deadline_);
+      waiting_first_byte_ = true;
       stream_.async_read_some(buffer_.prepare(4096),
                               [self = shared_from_this()](beast::error_code ec, size_t n) {
                                 self->on_first_bytes(ec, n);
@@ -135,6 +153,7 @@ private:
   }
 
   void on_first_bytes(beast::error_code ec, size_t n) {
+    waiting_first_byte_ = false;
     if (ec) {
       reading_ = false;
       closing_ = true;
@@ -427,7 +446,11 @@ private:
     if (!ctx_.cfg.cors_origins.empty())
       res.set(bhttp::field::vary, "Origin");
     extra(res);
-    res.keep_alive(ex.keep_alive);
+    // While draining, the last response of the connection says it closes; earlier pipelined
+    // ones still go out first (their requests may already be committed).
+    auto pos = ex.seq - first_seq_;
+    bool last = closing_ && ctx_.draining && pos + 1 == slots_.size();
+    res.keep_alive(ex.keep_alive && !last);
     if (status == 204)
       res.erase(bhttp::field::content_length); // RFC 9110: no Content-Length on 204
     else
@@ -498,8 +521,10 @@ private:
   uint64_t first_seq_ = 0; // sequence number of slots_.front()
   clock::time_point read_deadline_;
   bool reading_ = false;
+  bool waiting_first_byte_ = false; // idle between requests
   bool writing_ = false;
   bool closing_ = false;
+  uint64_t drain_hook_ = 0;
 };
 
 } // namespace

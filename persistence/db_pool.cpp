@@ -122,10 +122,13 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
   }
 }
 
+// Returns whether a new job would exceed the queue bound (no idle worker to take it).
+bool full(const db_pool_state& st) {
+  return st.idle.empty() && st.queue.size() >= st.queue_limit;
+}
+
 caf::error enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state::job job) {
   auto& st = self->state;
-  if (st.queue.size() >= st.queue_limit)
-    return caf::make_error(errc::overloaded);
   job.queued = self->clock().now();
   st.queue.push_back(std::move(job));
   pump(self);
@@ -144,6 +147,10 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
   self->state.max_wait = max_wait;
   return {
     [self](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
+      // Refuse before making a promise: CAF 0.17 ignores a handler's return value once it
+      // has made one, and the requester would wait for its timeout instead.
+      if (full(self->state))
+        return caf::make_error(errc::overloaded);
       db_pool_state::job job;
       job.user = std::move(user);
       job.cmd = std::move(cmd);
@@ -154,6 +161,8 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
       return rp;
     },
     [self](atom::ping) -> caf::result<bool> {
+      if (full(self->state))
+        return false;
       db_pool_state::job job;
       job.ping = true;
       job.ping_rp = self->make_response_promise<bool>();
