@@ -93,7 +93,7 @@ pg_start() {
   [ "$mode" = tcp ] && listen="127.0.0.1"
   if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir/sock -c listen_addresses=$listen -c max_connections=200" \
+      -o "-p $port -k $dir/sock -c listen_addresses=$listen -c max_connections=1100" \
       start >/dev/null || { tail -20 "$dir/postgres.log" >&2; return 1; }
   fi
   as_pg "$PG_BIN/psql" -h "$dir/sock" -p "$port" -U postgres -d postgres -qtAc \
