@@ -1,5 +1,7 @@
 #include "persistence/db_worker.hpp"
 
+#include <unordered_map>
+
 #include <pqxx/pqxx>
 
 #include "config/log.hpp"
@@ -101,6 +103,140 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
     }
   }
   return caf::make_error(errc::internal);
+}
+
+
+// Builds a PostgreSQL array literal; nullopt elements are NULL.
+class array_literal {
+public:
+  void add(const std::optional<std::string>& v) {
+    sep();
+    if (!v) {
+      text_ += "NULL";
+      return;
+    }
+    text_ += '"';
+    for (char c : *v) {
+      if (c == '"' || c == '\\')
+        text_ += '\\';
+      text_ += c;
+    }
+    text_ += '"';
+  }
+  void add(int64_t v) {
+    sep();
+    text_ += std::to_string(v);
+  }
+  void add(std::optional<bool> v) {
+    sep();
+    text_ += !v ? "NULL" : (*v ? "t" : "f");
+  }
+  std::string done() {
+    return text_ + "}";
+  }
+
+private:
+  void sep() {
+    if (text_.size() > 1)
+      text_ += ',';
+  }
+  std::string text_ = "{";
+};
+
+// Runs a batch of mutations of different users with one statement per kind, inside `tx`.
+// Returns false (and runs nothing) when the batch does not fit that shape.
+bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
+             std::vector<db_outcome>& out) {
+  std::unordered_map<std::string, size_t> by_user;
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (!by_user.emplace(jobs[i].user, i).second)
+      return false; // one user twice: cannot key the answers by user
+  // Rows come back keyed by user: task columns start at column 1.
+  auto collect = [&](const pqxx::result& r, op kind) {
+    std::unordered_map<std::string, bool> seen;
+    for (const auto& row : r) {
+      auto i = by_user.at(row[0].as<std::string>());
+      seen[jobs[i].user] = true;
+      if (kind != op::remove) {
+        task t;
+        t.id = row[1].as<int64_t>();
+        t.title = row[2].as<std::string>();
+        if (!row[3].is_null())
+          t.description = row[3].as<std::string>();
+        t.completed = row[4].as<bool>();
+        t.created_us = row[5].as<int64_t>();
+        t.updated_us = row[6].as<int64_t>();
+        out[i].result.rows.push_back(std::move(t));
+        out[i].result.total = 1;
+      }
+    }
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (jobs[i].cmd.kind == kind && !seen.count(jobs[i].user))
+        out[i].code = errc::task_not_found;
+  };
+  array_literal cu, ct, cd;                 // create
+  array_literal ui, uu, ut, usd, ud, uc;    // update
+  array_literal ti, tu, tv;                 // toggle
+  array_literal ri, ru;                     // remove
+  size_t creates = 0, updates = 0, toggles = 0, removes = 0;
+  for (const auto& j : jobs) {
+    const auto& p = j.cmd.patch;
+    switch (j.cmd.kind) {
+      case op::create:
+        cu.add(std::optional<std::string>{j.user});
+        ct.add(p.title);
+        cd.add(p.description);
+        ++creates;
+        break;
+      case op::update:
+        ui.add(j.cmd.id);
+        uu.add(std::optional<std::string>{j.user});
+        ut.add(p.title);
+        usd.add(std::optional<bool>{p.set_description});
+        ud.add(p.description);
+        uc.add(p.completed);
+        ++updates;
+        break;
+      case op::toggle:
+        ti.add(j.cmd.id);
+        tu.add(std::optional<std::string>{j.user});
+        tv.add(p.completed);
+        ++toggles;
+        break;
+      case op::remove:
+        ri.add(j.cmd.id);
+        ru.add(std::optional<std::string>{j.user});
+        ++removes;
+        break;
+      default:
+        return false;
+    }
+  }
+  if (creates > 0)
+    collect(tx.exec_prepared("create_many", cu.done(), ct.done(), cd.done()), op::create);
+  if (updates > 0)
+    collect(tx.exec_prepared("update_many", ui.done(), uu.done(), ut.done(), usd.done(),
+                             ud.done(), uc.done()),
+            op::update);
+  if (toggles > 0)
+    collect(tx.exec_prepared("toggle_many", ti.done(), tu.done(), tv.done()), op::toggle);
+  if (removes > 0)
+    collect(tx.exec_prepared("remove_many", ri.done(), ru.done()), op::remove);
+  return true;
+}
+
+// Returns how many different kinds of mutation a batch holds.
+int kinds_in(const std::vector<db_job>& jobs) {
+  bool seen[8] = {};
+  int n = 0;
+  for (const auto& j : jobs) {
+    auto k = static_cast<size_t>(j.cmd.kind);
+    if (k < 8 && !seen[k]) {
+      seen[k] = true;
+      ++n;
+    }
+  }
+  return n;
 }
 
 bool is_unavailable(const pqxx::sql_error& e) {
@@ -222,15 +358,25 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
           o.code = errc::db_unavailable;
         return out;
       }
-      // Group commit: one transaction, one WAL flush for all of them.
+      // Group commit: one statement per kind of mutation, one WAL flush for all of them.
+      // A single statement needs no explicit transaction (autocommit is atomic).
       try {
+        if (kinds_in(jobs) == 1) {
+          pqxx::nontransaction tx{*conn};
+          if (run_set(tx, jobs, out))
+            return out;
+        }
+        out.assign(jobs.size(), db_outcome{});
         pqxx::work tx{*conn};
-        for (size_t i = 0; i < jobs.size(); ++i) {
-          auto r = run(tx, jobs[i].user, jobs[i].cmd);
-          if (r)
-            out[i].result = std::move(*r);
-          else
-            out[i].code = static_cast<errc>(r.error().code());
+        if (!run_set(tx, jobs, out)) {
+          out.assign(jobs.size(), db_outcome{});
+          for (size_t i = 0; i < jobs.size(); ++i) {
+            auto r = run(tx, jobs[i].user, jobs[i].cmd);
+            if (r)
+              out[i].result = std::move(*r);
+            else
+              out[i].code = static_cast<errc>(r.error().code());
+          }
         }
         tx.commit();
         return out;

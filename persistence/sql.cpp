@@ -33,6 +33,30 @@ std::vector<statement> make_statements() {
      "THEN updated_at ELSE now() END "
      "WHERE id = $1 AND user_id = $2 RETURNING " + cols},
     {"remove", "DELETE FROM tasks WHERE id = $1 AND user_id = $2"},
+    // Group commit: one statement per kind of mutation for many users at once (one user
+    // appears at most once per statement; rows come back keyed by user_id).
+    {"create_many",
+     "INSERT INTO tasks (user_id, title, description) "
+     "SELECT u, t, d FROM unnest($1::text[], $2::text[], $3::text[]) "
+     "WITH ORDINALITY AS x(u, t, d, n) ORDER BY n RETURNING user_id, " + cols},
+    {"update_many",
+     "UPDATE tasks AS k SET title = COALESCE(x.t, k.title), "
+     "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
+     "completed = COALESCE(x.c, k.completed), "
+     "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+     "THEN k.updated_at ELSE now() END "
+     "FROM unnest($1::int8[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::boolean[]) "
+     "AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
+       cols},
+    {"toggle_many",
+     "UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
+     "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+     "THEN k.updated_at ELSE now() END "
+     "FROM unnest($1::int8[], $2::text[], $3::boolean[]) AS x(i, u, v) "
+     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " + cols},
+    {"remove_many",
+     "DELETE FROM tasks AS k USING unnest($1::int8[], $2::text[]) AS x(i, u) "
+     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id"},
   };
   for (int st = 0; st < 3; ++st) {
     out.push_back({std::string{"count_"} + status_names[st],

@@ -234,3 +234,51 @@ TEST_CASE("a pool pointed at a dead database answers db_unavailable quickly") {
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
   self->send_exit(pool, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' mutations") {
+  db::db_config c;
+  c.conninfo = database_url();
+  auto worker = sys.spawn<caf::detached>(db::db_worker, c);
+  auto batch = [&](std::vector<db_job> jobs) {
+    std::vector<db_outcome> out;
+    self->request(worker, std::chrono::seconds(10), atom::batch::value, std::move(jobs))
+      .receive([&](std::vector<db_outcome>& r) { out = std::move(r); },
+               [&](caf::error&) { FAIL("batch failed"); });
+    return out;
+  };
+  auto a = fresh_user(), b = fresh_user(), d = fresh_user(), e = fresh_user();
+  auto ta = make(a, "a1");
+  auto tb = make(b, "b1");
+  auto td = make(d, "d1");
+  task_cmd create_c;
+  create_c.kind = op::create;
+  create_c.patch.title = "quote \" and \\ backslash, {braces}";
+  create_c.patch.description = "NULL";
+  auto toggle_a = cmd_for(op::toggle, ta.id);
+  auto update_b = cmd_for(op::update, tb.id);
+  update_b.patch.title = "b2";
+  update_b.patch.set_description = true; // to null
+  auto remove_d = cmd_for(op::remove, td.id);
+  auto toggle_missing = cmd_for(op::toggle, ta.id); // e does not own it
+  auto out = batch({{fresh_user(), create_c}, {a, toggle_a}, {b, update_b}, {d, remove_d},
+                    {e, toggle_missing}});
+  REQUIRE(out.size() == 5);
+  REQUIRE(out[0].code == errc::none);
+  CHECK(out[0].result.rows.at(0).title == "quote \" and \\ backslash, {braces}");
+  CHECK(out[0].result.rows.at(0).description == std::optional<std::string>{"NULL"});
+  REQUIRE(out[1].code == errc::none);
+  CHECK(out[1].result.rows.at(0).completed);
+  REQUIRE(out[2].code == errc::none);
+  CHECK(out[2].result.rows.at(0).title == "b2");
+  CHECK_FALSE(out[2].result.rows.at(0).description);
+  CHECK(out[3].code == errc::none);
+  CHECK(out[4].code == errc::task_not_found);
+  CHECK(exec(d, cmd_for(op::fetch, td.id)).error() == errc::task_not_found);
+  CHECK(exec(a, cmd_for(op::fetch, ta.id))->rows.at(0).completed);
+  // The same user twice cannot be keyed by user: it runs statement by statement, in order.
+  auto twice = batch({{a, cmd_for(op::toggle, ta.id)}, {a, cmd_for(op::toggle, ta.id)}});
+  REQUIRE(twice.size() == 2);
+  CHECK_FALSE(twice[0].result.rows.at(0).completed);
+  CHECK(twice[1].result.rows.at(0).completed);
+  self->send_exit(worker, caf::exit_reason::user_shutdown);
+}
