@@ -184,6 +184,7 @@ int serve(const todo::settings& cfg) {
   db_cfg.timeout = db_timeout;
   db_cfg.pool_size = static_cast<size_t>(cfg.db_pool_size);
   db_cfg.queue_limit = cfg.db_queue_limit;
+  db_cfg.max_batch = cfg.group_commit_max;
   db_cfg.instance_id = random_prefix();
   db_cfg.instance_id.pop_back(); // drop the '-'
 
@@ -200,6 +201,7 @@ int serve(const todo::settings& cfg) {
   auth_cfg.opts = jwt_opts;
   auth_cfg.jwks_url = cfg.jwks_url;
   auth_cfg.jwks_file = cfg.jwks_file;
+  auth_cfg.cache_size = cfg.token_cache_size;
   auth_cfg.fetch = [](const std::string& url) {
     auto r = todo::http::fetch_url(url);
     return todo::jwks_fetch_result{std::move(r.body), std::move(r.error)};

@@ -139,12 +139,13 @@ caf::error enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state
 
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 std::vector<db_worker_actor> workers, size_t queue_limit,
-                                caf::timespan max_wait) {
+                                caf::timespan max_wait, size_t max_batch) {
   for (auto& w : workers)
     self->link_to(w); // workers stop with the pool
   self->state.idle = std::move(workers);
   self->state.queue_limit = queue_limit;
   self->state.max_wait = max_wait;
+  self->state.max_batch = max_batch;
   return {
     [self](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
       // Refuse before making a promise: CAF 0.17 ignores a handler's return value once it
@@ -179,7 +180,9 @@ db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg, detach mode
   for (size_t i = 0; i < cfg.pool_size; ++i)
     workers.push_back(mode == detach::yes ? sys.spawn<caf::detached>(db_worker, cfg)
                                           : sys.spawn(db_worker, cfg));
-  return sys.spawn(db_pool, std::move(workers), cfg.queue_limit, cfg.timeout);
+  auto pool = sys.spawn(db_pool, std::move(workers), cfg.queue_limit, cfg.timeout,
+                        cfg.max_batch);
+  return pool;
 }
 
 } // namespace todo::db

@@ -30,7 +30,7 @@ struct db_pool_state {
 /// longer than `max_wait` is answered with errc::db_unavailable instead of being run.
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 std::vector<db_worker_actor> workers, size_t queue_limit,
-                                caf::timespan max_wait);
+                                caf::timespan max_wait, size_t max_batch = 64);
 
 /// Spawns `cfg.pool_size` workers (each on its own thread) behind one pool actor.
 db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg, detach mode = detach::yes);

@@ -14,6 +14,7 @@ struct db_config {
   size_t pool_size = 4;
   size_t queue_limit = 4096;         // jobs waiting for a worker; beyond: errc::overloaded
   std::string instance_id;           // tags this instance's writes for the change listener
+  size_t max_batch = 64;             // mutations per group commit (1: no group commit)
 };
 
 /// Returns `conninfo` with a connect timeout added unless it already names one.
