@@ -63,7 +63,9 @@ void start_fetch(self_ptr self, bool refetch) {
   auto fetch = st.cfg.fetch;
   auto url = st.cfg.jwks_url;
   auth_actor me = self;
-  auto helper = [fetch, url, me, seq](caf::event_based_actor* h) {
+  // CAF 0.17: spawning a function without arguments dereferences a null tuple pointer
+  // (UBSan flags it), hence the unused argument here and in the gateway.
+  auto helper = [fetch, url, me, seq](caf::event_based_actor* h, int) {
     jwks_fetch_result r;
     try {
       r = fetch(url);
@@ -75,9 +77,9 @@ void start_fetch(self_ptr self, bool refetch) {
   };
   // The fetch blocks for up to its timeout, so it gets its own thread.
   if (st.cfg.detach_fetch)
-    self->spawn<caf::detached>(helper);
+    self->spawn<caf::detached>(helper, 0);
   else
-    self->spawn(helper);
+    self->spawn(helper, 0);
 }
 
 /// Returns whether a JWKS fetch may reveal a key for a token refused with `out`.

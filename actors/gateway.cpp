@@ -32,7 +32,7 @@ public:
               std::function<void(reply)> done) override {
     sys_.spawn([auth = auth_, registry = registry_, timeout = timeout_,
                 token = std::move(token), scoped_user = std::move(scoped_user),
-                cmd = std::move(cmd), done = std::move(done)](caf::event_based_actor* self) {
+                cmd = std::move(cmd), done = std::move(done)](caf::event_based_actor* self, int) {
       self->request(auth, timeout, atom::verify::value, token)
         .then(
           [=](std::string& user) {
@@ -45,14 +45,14 @@ public:
                     [=](caf::error& err) { done(failure(err)); });
           },
           [=](caf::error& err) { done(failure(err)); });
-    });
+    }, 0); // CAF 0.17: a spawn without arguments is UB
   }
 
   void authorize(std::string token, std::string scoped_user,
                  std::function<void(reply)> done) override {
     sys_.spawn([auth = auth_, timeout = timeout_, token = std::move(token),
                 scoped_user = std::move(scoped_user),
-                done = std::move(done)](caf::event_based_actor* self) {
+                done = std::move(done)](caf::event_based_actor* self, int) {
       self->request(auth, timeout, atom::verify::value, token)
         .then(
           [=](std::string& user) {
@@ -62,15 +62,15 @@ public:
               done(reply{});
           },
           [=](caf::error& err) { done(failure(err)); });
-    });
+    }, 0); // CAF 0.17: a spawn without arguments is UB
   }
 
   void ready(std::function<void(bool)> done) override {
     sys_.spawn([db = db_, timeout = timeout_, done = std::move(done)](
-                 caf::event_based_actor* self) {
+                 caf::event_based_actor* self, int) {
       self->request(db, timeout, atom::ping::value)
         .then([=](bool ok) { done(ok); }, [=](caf::error&) { done(false); });
-    });
+    }, 0);
   }
 
 private:

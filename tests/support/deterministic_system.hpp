@@ -17,11 +17,11 @@ struct deterministic_system {
   template <class T, class Handle, class... Ts>
   caf::expected<T> ask(const Handle& dest, Ts... xs) {
     auto out = std::make_shared<std::optional<caf::expected<T>>>();
-    sys.spawn([=](caf::event_based_actor* self) {
+    sys.spawn([=](caf::event_based_actor* self, int) { // CAF 0.17: needs an argument
       self->request(dest, std::chrono::seconds(3600), xs...)
         .then([=](T& value) { *out = std::move(value); },
               [=](caf::error& err) { *out = std::move(err); });
-    });
+    }, 0);
     run();
     if (!out->has_value())
       return caf::make_error(caf::sec::request_timeout);
@@ -32,11 +32,11 @@ struct deterministic_system {
   template <class T, class Handle, class... Ts>
   std::shared_ptr<std::optional<caf::expected<T>>> ask_later(const Handle& dest, Ts... xs) {
     auto out = std::make_shared<std::optional<caf::expected<T>>>();
-    sys.spawn([=](caf::event_based_actor* self) {
+    sys.spawn([=](caf::event_based_actor* self, int) { // CAF 0.17: needs an argument
       self->request(dest, std::chrono::seconds(3600), xs...)
         .then([=](T& value) { *out = std::move(value); },
               [=](caf::error& err) { *out = std::move(err); });
-    });
+    }, 0);
     return out;
   }
 
