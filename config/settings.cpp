@@ -202,7 +202,7 @@ const std::vector<spec>& specs() {
      integer(&s::jwt_leeway_seconds, 0, 3600)},
     {"CORS_ORIGINS", "<list>", "http://localhost:3000", "comma list of allowed origins", false,
      origin_list()},
-    {"DB_POOL_SIZE", "<1..256>", "4", "database connections", false,
+    {"DB_POOL_SIZE", "<1..256>", "2", "database connections", false,
      integer(&s::db_pool_size, 1, 256)},
     {"THREADS", "<1..256>", std::to_string(default_threads()), "I/O and actor threads", false,
      integer(&s::threads, 1, 256)},

@@ -28,7 +28,7 @@ struct settings {
   bool jwt_require_exp = true;                          // JWT_REQUIRE_EXP
   int64_t jwt_leeway_seconds = 60;                      // JWT_LEEWAY_SECONDS, 0..3600
   std::vector<std::string> cors_origins{"http://localhost:3000"}; // CORS_ORIGINS
-  int db_pool_size = 4;                                 // DB_POOL_SIZE, 1..256
+  int db_pool_size = 2;                                 // DB_POOL_SIZE, 1..256
   int threads = default_threads();                      // THREADS, 1..256
   std::string log_level = "info";                       // LOG_LEVEL: debug|info|warn|error
   std::string log_format = "text";                      // LOG_FORMAT: text|json

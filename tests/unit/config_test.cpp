@@ -60,7 +60,7 @@ TEST_CASE("defaults apply when only the required settings are given") {
   CHECK(s.jwt_require_exp);
   CHECK(s.jwt_leeway_seconds == 60);
   CHECK(s.cors_origins == std::vector<std::string>{"http://localhost:3000"});
-  CHECK(s.db_pool_size == 4);
+  CHECK(s.db_pool_size == 2);
   CHECK(s.threads == todo::default_threads());
   CHECK(s.threads >= 1);
   CHECK(s.log_level == "info");
