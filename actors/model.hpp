@@ -56,6 +56,7 @@ struct task_cmd {
 struct task_result {
   std::vector<task> rows;
   int64_t total = 0;
+  std::string json; // when not empty: the answer's JSON, ready to send (rows may be empty)
 };
 
 } // namespace todo

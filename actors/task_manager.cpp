@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "actors/task_json.hpp"
+
 namespace todo {
 
 namespace {
@@ -30,7 +32,7 @@ void apply_to_cache(self_ptr self, const task_cmd& cmd, const task_result& r) {
     return;
   }
   for (const auto& t : r.rows)
-    (*cache)[t.id] = t;
+    (*cache)[t.id] = make_cached(t);
   if (cache->size() > self->state.cache_limit) {
     cache.reset();
     self->state.too_big = true;
@@ -49,7 +51,8 @@ void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
     return;
   }
   task_result r;
-  r.rows.push_back(i->second);
+  r.rows.push_back(i->second.value);
+  r.json = i->second.json;
   r.total = 1;
   rp.deliver(std::move(r));
 }
@@ -73,6 +76,11 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
     .await(
       [self, rp, copy](task_result& r) mutable {
         apply_to_cache(self, copy, r);
+        if (self->state.cache && r.rows.size() == 1) {
+          auto i = self->state.cache->find(r.rows.front().id);
+          if (i != self->state.cache->end())
+            r.json = i->second.json; // rendered once, for the cache and this answer
+        }
         rp.deliver(std::move(r));
       },
       [self, rp, copy](caf::error& err) mutable {
@@ -98,44 +106,62 @@ task_cmd load_command(size_t limit) {
 
 } // namespace
 
-task_result list_tasks(const std::unordered_map<int64_t, task>& tasks, const task_query& q) {
-  std::vector<const task*> picked;
+cached_task make_cached(task t) {
+  cached_task c;
+  c.json.reserve(160 + t.title.size() + (t.description ? t.description->size() : 0));
+  write_task(c.json, t);
+  c.value = std::move(t);
+  return c;
+}
+
+task_result list_tasks(const task_cache& tasks, const task_query& q) {
+  std::vector<const cached_task*> picked;
   picked.reserve(tasks.size());
-  for (const auto& [id, t] : tasks)
-    if (q.status == task_status::all || t.completed == (q.status == task_status::completed))
-      picked.push_back(&t);
-  auto key_less = [&q](const task* a, const task* b) {
+  for (const auto& [id, c] : tasks)
+    if (q.status == task_status::all ||
+        c.value.completed == (q.status == task_status::completed))
+      picked.push_back(&c);
+  auto key_less = [&q](const cached_task* x, const cached_task* y) {
+    const auto& a = x->value;
+    const auto& b = y->value;
     switch (q.sort) {
       case task_sort::created:
-        if (a->created_us != b->created_us)
-          return a->created_us < b->created_us;
+        if (a.created_us != b.created_us)
+          return a.created_us < b.created_us;
         break;
       case task_sort::updated:
-        if (a->updated_us != b->updated_us)
-          return a->updated_us < b->updated_us;
+        if (a.updated_us != b.updated_us)
+          return a.updated_us < b.updated_us;
         break;
       case task_sort::title:
         // Byte order of UTF-8 is code point order; the SQL uses COLLATE "C" to match.
-        if (a->title != b->title)
-          return a->title < b->title;
+        if (a.title != b.title)
+          return a.title < b.title;
         break;
     }
-    return a->id < b->id;
+    return a.id < b.id;
   };
-  auto end = picked.end();
   task_result r;
   r.total = static_cast<int64_t>(picked.size());
-  if (q.offset >= r.total)
-    return r;
-  auto first = picked.begin() + q.offset;
-  auto last = picked.begin() + std::min<int64_t>(r.total, q.offset + q.limit);
-  auto cmp = [&](const task* a, const task* b) {
-    return q.descending ? key_less(b, a) : key_less(a, b);
-  };
-  std::partial_sort(picked.begin(), last, end, cmp);
-  r.rows.reserve(static_cast<size_t>(last - first));
-  for (auto i = first; i != last; ++i)
-    r.rows.push_back(**i);
+  r.json = "[";
+  if (q.offset < r.total) {
+    auto first = picked.begin() + q.offset;
+    auto last = picked.begin() + std::min<int64_t>(r.total, q.offset + q.limit);
+    std::partial_sort(picked.begin(), last, picked.end(),
+                      [&](const cached_task* a, const cached_task* b) {
+                        return q.descending ? key_less(b, a) : key_less(a, b);
+                      });
+    size_t size = 2;
+    for (auto i = first; i != last; ++i)
+      size += (*i)->json.size() + 1;
+    r.json.reserve(size);
+    for (auto i = first; i != last; ++i) {
+      if (i != first)
+        r.json += ',';
+      r.json += (*i)->json;
+    }
+  }
+  r.json += ']';
   return r;
 }
 
@@ -165,8 +191,10 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
             } else {
               st.cache.emplace();
               st.cache->reserve(r.rows.size());
-              for (auto& t : r.rows)
-                st.cache->emplace(t.id, std::move(t));
+              for (auto& t : r.rows) {
+                auto id = t.id;
+                st.cache->emplace(id, make_cached(std::move(t)));
+              }
             }
             handle(self, std::move(cmd), rp);
           },

@@ -8,6 +8,18 @@
 
 namespace todo {
 
+/// A cached task and its JSON, rendered once per change instead of once per read.
+struct cached_task {
+  task value;
+  std::string json;
+};
+
+/// This user's tasks by id.
+using task_cache = std::unordered_map<int64_t, cached_task>;
+
+/// Returns a cache entry for `t`.
+cached_task make_cached(task t);
+
 struct task_manager_state {
   std::string user_id; // taken from the verified token, never from the request
   db_actor db;
@@ -15,7 +27,7 @@ struct task_manager_state {
   size_t cache_limit = 0; // users with more tasks than this are not cached (0: never cache)
   /// This user's tasks as committed in PostgreSQL, loaded on first use; empty when not
   /// loaded (or dropped after an invalidation or an unknown outcome).
-  std::optional<std::unordered_map<int64_t, task>> cache;
+  std::optional<task_cache> cache;
   bool too_big = false;   // the user had more than cache_limit tasks at the last load
   static inline const char* name = "task-manager";
 };
@@ -26,7 +38,8 @@ task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit);
 
-/// Answers a list query from a set of tasks, as the database would (filter, order, page).
-task_result list_tasks(const std::unordered_map<int64_t, task>& tasks, const task_query& q);
+/// Answers a list query from the cache, as the database would (filter, order, page): the
+/// page as one JSON array in `json` (no rows) and the count before paging in `total`.
+task_result list_tasks(const task_cache& tasks, const task_query& q);
 
 } // namespace todo

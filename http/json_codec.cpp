@@ -1,5 +1,7 @@
 #include "http/json_codec.hpp"
 
+#include "actors/task_json.hpp"
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
@@ -36,33 +38,6 @@ constexpr std::string_view loc_title = R"("body","title")";
 constexpr std::string_view loc_description = R"("body","description")";
 constexpr std::string_view loc_completed = R"("body","completed")";
 
-/// Appends `s` as the inside of a JSON string: escapes quotes, backslash and control chars.
-void append_escaped(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::size_t run = 0; // start of the pending run of bytes that need no escaping
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 0xf];
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-}
-
 void append_int(std::string& out, int64_t x) {
   char buf[24];
   auto res = std::to_chars(buf, buf + sizeof buf, x);
@@ -79,7 +54,7 @@ public:
     entries_ += "\",\"loc\":[";
     entries_ += loc;
     entries_ += "],\"msg\":\"";
-    append_escaped(entries_, msg);
+    append_json_escaped(entries_, msg);
     entries_ += "\"}";
   }
 
@@ -473,101 +448,23 @@ parsed<int64_t> parse_task_id(std::string_view segment) {
   return out;
 }
 
-namespace {
-
-/// Writes `x` (0 <= x < 10^width) as exactly `width` digits ending just before `end`.
-void put_digits(char* end, int64_t x, int width) {
-  for (int i = 0; i < width; ++i) {
-    *--end = static_cast<char>('0' + x % 10);
-    x /= 10;
-  }
-}
-
-/// Appends a timestamp such as 2026-11-24T03:10:00.123456Z.
-void append_timestamp(std::string& out, int64_t micros) {
-  int64_t secs = micros / 1'000'000;
-  int64_t frac = micros % 1'000'000;
-  if (frac < 0) { // floor division, so pre-1970 instants count forward from a whole second
-    frac += 1'000'000;
-    --secs;
-  }
-  int64_t days = secs / 86'400;
-  int64_t sod = secs % 86'400;
-  if (sod < 0) {
-    sod += 86'400;
-    --days;
-  }
-  // Howard Hinnant's civil_from_days.
-  int64_t z = days + 719'468;
-  int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
-  int64_t doe = z - era * 146'097;
-  int64_t yoe = (doe - doe / 1'460 + doe / 36'524 - doe / 146'096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  if (year >= 0 && year <= 9999) {
-    char y[4];
-    put_digits(y + 4, year, 4);
-    out.append(y, 4);
-  } else {
-    append_int(out, year); // outside RFC 3339's range; never produced by PostgreSQL data
-  }
-  char b[] = "-MM-DDThh:mm:ss.uuuuuuZ";
-  put_digits(b + 3, month, 2);
-  put_digits(b + 6, day, 2);
-  put_digits(b + 9, sod / 3600, 2);
-  put_digits(b + 12, sod / 60 % 60, 2);
-  put_digits(b + 15, sod % 60, 2);
-  put_digits(b + 22, frac, 6);
-  out.append(b, sizeof b - 1);
-}
-
-} // namespace
-
-void write_task(std::string& out, const task& t) {
-  out.reserve(out.size() + 160 + t.title.size() + (t.description ? t.description->size() : 0));
-  out += "{\"id\":";
-  append_int(out, t.id);
-  out += ",\"title\":\"";
-  append_escaped(out, t.title);
-  if (t.description) {
-    out += "\",\"description\":\"";
-    append_escaped(out, *t.description);
-    out += '"';
-  } else {
-    out += "\",\"description\":null";
-  }
-  out += t.completed ? ",\"completed\":true" : ",\"completed\":false";
-  out += ",\"created_at\":\"";
-  append_timestamp(out, t.created_us);
-  out += "\",\"updated_at\":\"";
-  append_timestamp(out, t.updated_us);
-  out += "\"}";
-}
-
-void write_tasks(std::string& out, const std::vector<task>& ts) {
-  out += '[';
-  for (std::size_t i = 0; i < ts.size(); ++i) {
-    if (i > 0)
-      out += ',';
-    write_task(out, ts[i]);
-  }
-  out += ']';
-}
-
 std::string detail_body(std::string_view msg) {
   std::string out = "{\"detail\":\"";
-  append_escaped(out, msg);
+  append_json_escaped(out, msg);
   out += "\"}";
   return out;
 }
 
 std::string format_timestamp(int64_t micros) {
-  std::string out;
-  append_timestamp(out, micros);
-  return out;
+  return todo::format_timestamp(micros);
+}
+
+void write_task(std::string& out, const task& t) {
+  todo::write_task(out, t);
+}
+
+void write_tasks(std::string& out, const std::vector<task>& ts) {
+  todo::write_tasks(out, ts);
 }
 
 } // namespace todo::http

@@ -377,8 +377,12 @@ private:
     std::string body;
     switch (kind) {
       case op::list:
-        body.reserve(64 + rep.result.rows.size() * 160);
-        write_tasks(body, rep.result.rows);
+        if (!rep.result.json.empty()) {
+          body = std::move(rep.result.json);
+        } else {
+          body.reserve(64 + rep.result.rows.size() * 160);
+          write_tasks(body, rep.result.rows);
+        }
         send(ex, 200, std::move(body), [&](response& res) {
           res.set("X-Total-Count", std::to_string(rep.result.total));
         });
@@ -394,8 +398,12 @@ private:
       return;
     }
     const auto& t = rep.result.rows.front();
-    body.reserve(256);
-    write_task(body, t);
+    if (!rep.result.json.empty()) {
+      body = std::move(rep.result.json);
+    } else {
+      body.reserve(256);
+      write_task(body, t);
+    }
     if (kind == op::create)
       send(ex, 201, std::move(body), [&](response& res) {
         res.set(bhttp::field::location, location_prefix + std::to_string(t.id));

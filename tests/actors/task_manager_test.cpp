@@ -205,18 +205,15 @@ TEST_CASE_METHOD(manager_fixture, "after any mix of mutations the cached view eq
         list.query.offset = 3;
         auto cached = ask<task_result>(alice, atom::exec::value, list);
         REQUIRE(cached);
-        std::unordered_map<int64_t, task> truth(data->rows["alice"].begin(),
-                                                data->rows["alice"].end());
+        task_cache truth;
+        for (const auto& [id, t] : data->rows["alice"])
+          truth.emplace(id, make_cached(t));
         auto expected = list_tasks(truth, list.query);
         CHECK(cached->total == expected.total);
-        REQUIRE(cached->rows.size() == expected.rows.size());
-        for (size_t i = 0; i < expected.rows.size(); ++i) {
-          CHECK(cached->rows[i].id == expected.rows[i].id);
-          CHECK(cached->rows[i].title == expected.rows[i].title);
-          CHECK(cached->rows[i].completed == expected.rows[i].completed);
-          CHECK(cached->rows[i].description == expected.rows[i].description);
-          CHECK(cached->rows[i].updated_us == expected.rows[i].updated_us);
-        }
+        // The same ids, titles, states, descriptions and timestamps, in the same order.
+        CHECK(cached->json == expected.json);
+        if (status == task_status::all)
+          CHECK(cached->json.size() > 2); // the page is not trivially empty
       }
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }

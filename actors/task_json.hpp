@@ -1,0 +1,27 @@
+#pragma once
+// The JSON form of a task (API.md §3), shared by the HTTP layer and the TaskManager's cache.
+// Pure code: no CAF, Beast or Boost.JSON.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "actors/model.hpp"
+
+namespace todo {
+
+/// Appends `s` as the inside of a JSON string: escapes quotes, backslash and control chars.
+void append_json_escaped(std::string& out, std::string_view s);
+
+/// Appends the Task JSON: timestamps RFC 3339 UTC with 6 fractional digits and Z, a null
+/// description when there is none, no user_id.
+void write_task(std::string& out, const task& t);
+
+/// Appends a JSON array of tasks.
+void write_tasks(std::string& out, const std::vector<task>& ts);
+
+/// Formats microseconds since epoch as 2026-11-24T03:10:00.123456Z.
+std::string format_timestamp(int64_t micros);
+
+} // namespace todo
