@@ -36,15 +36,26 @@ public:
       self->request(auth, timeout, atom::verify::value, token)
         .then(
           [=](std::string& user) {
+            forget_request_timeout(self);
             if (!scoped_user.empty() && scoped_user != user) {
               done(reply{errc::forbidden, {}, {}});
               return;
             }
             self->request(registry, timeout, atom::exec::value, std::move(user), cmd)
-              .then([=](task_result& r) { done(reply{errc::none, {}, std::move(r)}); },
-                    [=](caf::error& err) { done(failure(err)); });
+              .then(
+                [=](task_result& r) {
+                  forget_request_timeout(self);
+                  done(reply{errc::none, {}, std::move(r)});
+                },
+                [=](caf::error& err) {
+                  forget_request_timeout(self);
+                  done(failure(err));
+                });
           },
-          [=](caf::error& err) { done(failure(err)); });
+          [=](caf::error& err) {
+            forget_request_timeout(self);
+            done(failure(err));
+          });
     }, 0); // CAF 0.17: a spawn without arguments is UB
   }
 
@@ -56,12 +67,16 @@ public:
       self->request(auth, timeout, atom::verify::value, token)
         .then(
           [=](std::string& user) {
+            forget_request_timeout(self);
             if (!scoped_user.empty() && scoped_user != user)
               done(reply{errc::forbidden, {}, {}});
             else
               done(reply{});
           },
-          [=](caf::error& err) { done(failure(err)); });
+          [=](caf::error& err) {
+            forget_request_timeout(self);
+            done(failure(err));
+          });
     }, 0); // CAF 0.17: a spawn without arguments is UB
   }
 
@@ -69,7 +84,15 @@ public:
     sys_.spawn([db = db_, timeout = timeout_, done = std::move(done)](
                  caf::event_based_actor* self, int) {
       self->request(db, timeout, atom::ping::value)
-        .then([=](bool ok) { done(ok); }, [=](caf::error&) { done(false); });
+        .then(
+          [=](bool ok) {
+            forget_request_timeout(self);
+            done(ok);
+          },
+          [=](caf::error&) {
+            forget_request_timeout(self);
+            done(false);
+          });
     }, 0);
   }
 

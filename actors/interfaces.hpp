@@ -85,6 +85,15 @@ using user_registry_actor = caf::typed_actor<
   // Answers how many task managers are alive.
   caf::replies_to<atom::count>::with<size_t>>;
 
+/// Drops the timeout of the request whose answer is being handled. CAF 0.17 leaves it
+/// scheduled (holding a strong reference to the requester) until it fires, even after the
+/// answer came: at tens of thousands of requests per second that is a lot of memory. Call it
+/// first thing in every response handler.
+template <class Self>
+void forget_request_timeout(Self* self) {
+  self->clock().cancel_request_timeout(self, self->current_message_id());
+}
+
 /// Returns the short reason carried by an error's context, or an empty string.
 inline std::string error_reason(const caf::error& err) {
   const auto& ctx = err.context();

@@ -65,8 +65,15 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
       return;
     }
     self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
-      .then([rp](task_result& r) mutable { rp.deliver(std::move(r)); },
-            [rp](caf::error& err) mutable { rp.deliver(map_error(std::move(err))); });
+      .then(
+        [self, rp](task_result& r) mutable {
+          forget_request_timeout(self);
+          rp.deliver(std::move(r));
+        },
+        [self, rp](caf::error& err) mutable {
+          forget_request_timeout(self);
+          rp.deliver(map_error(std::move(err)));
+        });
     return;
   }
   // `await` holds this user's next message until the database has answered: that is
@@ -75,6 +82,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
     .await(
       [self, rp, copy](task_result& r) mutable {
+        forget_request_timeout(self);
         apply_to_cache(self, copy, r);
         if (self->state.cache && r.rows.size() == 1) {
           auto i = self->state.cache->find(r.rows.front().id);
@@ -84,6 +92,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
         rp.deliver(std::move(r));
       },
       [self, rp, copy](caf::error& err) mutable {
+        forget_request_timeout(self);
         if (err == errc::task_not_found) {
           if (self->state.cache)
             self->state.cache->erase(copy.id);
@@ -185,6 +194,7 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
                     load_command(st.cache_limit))
         .await(
           [self, rp, cmd](task_result& r) mutable {
+            forget_request_timeout(self);
             auto& st = self->state;
             if (r.rows.size() > st.cache_limit) {
               st.too_big = true;
@@ -198,7 +208,10 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
             }
             handle(self, std::move(cmd), rp);
           },
-          [rp](caf::error& err) mutable { rp.deliver(map_error(std::move(err))); });
+          [self, rp](caf::error& err) mutable {
+            forget_request_timeout(self);
+            rp.deliver(map_error(std::move(err)));
+          });
       return rp;
     },
     [self](atom::invalidate) {

@@ -47,6 +47,7 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       self->request(e.manager, manager_timeout, atom::exec::value, std::move(cmd))
         .then(
           [self, rp, user](task_result& r) mutable {
+            forget_request_timeout(self);
             if (auto j = self->state.users.find(user); j != self->state.users.end()) {
               --j->second.pending;
               j->second.last_used = self->clock().now();
@@ -54,6 +55,7 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
             rp.deliver(std::move(r));
           },
           [self, rp, user](caf::error& err) mutable {
+            forget_request_timeout(self);
             if (auto j = self->state.users.find(user); j != self->state.users.end()) {
               --j->second.pending;
               j->second.last_used = self->clock().now();

@@ -21,10 +21,12 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
     self->request(worker, worker_timeout, atom::ping::value)
       .then(
         [self, worker, rp](bool ok) mutable {
+          forget_request_timeout(self);
           rp.deliver(ok);
           finish(self, worker);
         },
         [self, worker, rp](caf::error&) mutable {
+          forget_request_timeout(self);
           rp.deliver(false);
           finish(self, worker);
         });
@@ -34,10 +36,12 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
   self->request(worker, worker_timeout, atom::exec::value, std::move(job.user), std::move(job.cmd))
     .then(
       [self, worker, rp](task_result& r) mutable {
+        forget_request_timeout(self);
         rp.deliver(std::move(r));
         finish(self, worker);
       },
       [self, worker, rp](caf::error& err) mutable {
+        forget_request_timeout(self);
         rp.deliver(std::move(err));
         finish(self, worker);
       });
@@ -73,6 +77,7 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
       [self, worker, rps](std::vector<db_outcome>& outs) mutable {
+        forget_request_timeout(self);
         for (size_t i = 0; i < rps.size(); ++i) {
           if (i < outs.size() && outs[i].code == errc::none)
             rps[i].deliver(std::move(outs[i].result));
@@ -82,6 +87,7 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
         finish(self, worker);
       },
       [self, worker, rps](caf::error& err) mutable {
+        forget_request_timeout(self);
         for (auto& rp : rps)
           rp.deliver(err);
         finish(self, worker);
