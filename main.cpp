@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -213,31 +214,46 @@ int serve(const todo::settings& cfg) {
   limits.user_idle = std::chrono::milliseconds(cfg.user_idle_ms);
   limits.max_pending_per_user = cfg.max_pending_per_user;
   limits.cache_limit = cfg.cache_tasks_per_user;
-  auto registry = sys.spawn(todo::user_registry, db, limits);
+  todo::registry_shards registries;
+  for (int i = 0; i < 2 * cfg.threads; ++i)
+    registries.push_back(sys.spawn(todo::user_registry, db, limits));
 
   // Other instances' writes invalidate our cached users (LISTEN/NOTIFY).
   std::optional<todo::db::change_listener> listener;
   if (cfg.cache_tasks_per_user > 0)
     listener.emplace(
       todo::db::with_connect_timeout(cfg.database_url, db_timeout), db_cfg.instance_id,
-      [registry](const std::string& user) {
-        caf::anon_send(registry, todo::atom::invalidate::value, user);
+      [registries](const std::string& user) {
+        caf::anon_send(todo::shard_for(registries, user), todo::atom::invalidate::value, user);
       },
-      [registry] { caf::anon_send(registry, todo::atom::invalidate::value); });
+      [registries] {
+        for (const auto& r : registries)
+          caf::anon_send(r, todo::atom::invalidate::value);
+      });
 
   // The client's wait is bounded by the database timeout plus a little for the hops.
-  auto gw = todo::make_actor_gateway(sys, auth, registry, db, db_timeout + 500ms);
+  auto gw = todo::make_actor_gateway(sys, auth, registries, db, db_timeout + 500ms,
+                                     2 * static_cast<size_t>(cfg.threads));
   todo::http::server_context ctx{cfg, *gw};
   ctx.request_id_prefix = random_prefix();
 
-  net::io_context ioc{cfg.threads};
-  todo::http::listener lst{ioc, ctx};
+  // One io_context per I/O thread: sessions never share a scheduler lock. The first one
+  // also runs the acceptor, the signals and the drain timer.
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<net::io_context*> workers;
+  for (int i = 0; i < cfg.threads; ++i) {
+    iocs.push_back(std::make_unique<net::io_context>(1));
+    workers.push_back(iocs.back().get());
+  }
+  auto& ioc = *iocs.front();
+  todo::http::listener lst{ioc, workers, ctx};
   try {
     lst.open();
   } catch (const std::exception& e) {
     todo::log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " +
                      e.what());
-    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    for (const auto& r : registries)
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
     return 1;
@@ -257,7 +273,8 @@ int serve(const todo::settings& cfg) {
     if (idle || std::chrono::steady_clock::now() >= *deadline) {
       if (!idle)
         todo::log::warn("shutdown grace period over with requests still in flight");
-      ioc.stop();
+      for (auto& x : iocs)
+        x->stop();
       return;
     }
     drain.expires_after(10ms);
@@ -277,13 +294,19 @@ int serve(const todo::settings& cfg) {
 
   std::vector<std::thread> threads;
   for (int i = 1; i < cfg.threads; ++i)
-    threads.emplace_back([&ioc] { ioc.run(); });
+    threads.emplace_back([&x = *iocs[static_cast<size_t>(i)]] {
+      // Idle I/O threads must keep running until shutdown stops them.
+      auto guard = net::make_work_guard(x);
+      x.run();
+    });
   ioc.run();
   for (auto& t : threads)
     t.join();
 
   listener.reset();
-  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  gw.reset(); // stops the couriers
+  for (const auto& r : registries)
+    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
   // Couriers still in flight hold session callbacks: let every actor finish while the

@@ -4,12 +4,14 @@
 
 #include "actors/gateway.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/user_registry.hpp"
 
 namespace todo {
 
-/// Returns a gateway that spawns one short-lived courier actor per request.
+/// Returns a gateway that hands requests round-robin to `couriers` long-lived courier actors.
+/// `timeout` bounds a request's wait for the database (its deadline).
 std::unique_ptr<gateway> make_actor_gateway(caf::actor_system& sys, auth_actor auth,
-                                            user_registry_actor registry, db_actor db,
-                                            caf::timespan timeout);
+                                            registry_shards registries, db_actor db,
+                                            caf::timespan timeout, size_t couriers);
 
 } // namespace todo

@@ -1,5 +1,8 @@
 #include "actors/actor_gateway.hpp"
 
+#include <atomic>
+#include <chrono>
+
 namespace todo {
 
 namespace {
@@ -17,100 +20,135 @@ reply failure(const caf::error& err) {
   return out;
 }
 
+/// One request on its way through the actors.
+struct courier_job {
+  std::string token;
+  std::string scoped_user;
+  task_cmd cmd;
+  bool authorize_only = false;
+  std::function<void(reply)> done;
+};
+
+using job_ptr = std::shared_ptr<courier_job>;
+
+} // namespace
+} // namespace todo
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::job_ptr)
+
+namespace todo {
+namespace {
+
+// A long-lived courier: it can carry any number of requests at once (each continues in its
+// own response handler). Long-lived because in CAF 0.17 every actor that terminates costs a
+// round trip through the clock thread, and a spawn per request would pay it each time.
+//
+// No timeouts here: the auth actor and the registry always answer, and the TaskManager
+// bounds the database part (DB_TIMEOUT_MS, and a job's deadline). A timeout per hop would be
+// two more round trips through CAF's clock thread per request.
+caf::behavior courier(caf::event_based_actor* self, auth_actor auth,
+                      std::shared_ptr<const registry_shards> registries) {
+  return {
+    [=](job_ptr& job) {
+      self->request(auth, caf::infinite, atom::verify::value, job->token)
+        .then(
+          [=](std::string& user) {
+            if (!job->scoped_user.empty() && job->scoped_user != user) {
+              job->done(reply{errc::forbidden, {}, {}});
+              return;
+            }
+            if (job->authorize_only) {
+              job->done(reply{});
+              return;
+            }
+            const auto& registry = shard_for(*registries, user);
+            self->request(registry, caf::infinite, atom::exec::value, std::move(user), job->cmd)
+              .then([=](task_result& r) { job->done(reply{errc::none, {}, std::move(r)}); },
+                    [=](caf::error& err) { job->done(failure(err)); });
+          },
+          [=](caf::error& err) { job->done(failure(err)); });
+    },
+  };
+}
+
 class actor_gateway final : public gateway {
 public:
-  actor_gateway(caf::actor_system& sys, auth_actor auth, user_registry_actor registry,
-                db_actor db, caf::timespan timeout)
-    : sys_(sys),
-      auth_(std::move(auth)),
-      registry_(std::move(registry)),
-      db_(std::move(db)),
-      timeout_(timeout) {
+  actor_gateway(caf::actor_system& sys, auth_actor auth, registry_shards registries,
+                db_actor db, caf::timespan timeout, size_t couriers)
+    : sys_(sys), db_(std::move(db)), timeout_(timeout) {
+    auto shared = std::make_shared<const registry_shards>(std::move(registries));
+    for (size_t i = 0; i < couriers; ++i)
+      couriers_.push_back(sys_.spawn(courier, auth, shared));
+  }
+
+  ~actor_gateway() override {
+    for (auto& c : couriers_)
+      caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
   }
 
   void submit(std::string token, std::string scoped_user, task_cmd cmd,
               std::function<void(reply)> done) override {
-    sys_.spawn([auth = auth_, registry = registry_, timeout = timeout_,
-                token = std::move(token), scoped_user = std::move(scoped_user),
-                cmd = std::move(cmd), done = std::move(done)](caf::event_based_actor* self, int) {
-      self->request(auth, timeout, atom::verify::value, token)
-        .then(
-          [=](std::string& user) {
-            forget_request_timeout(self);
-            if (!scoped_user.empty() && scoped_user != user) {
-              done(reply{errc::forbidden, {}, {}});
-              return;
-            }
-            self->request(registry, timeout, atom::exec::value, std::move(user), cmd)
-              .then(
-                [=](task_result& r) {
-                  forget_request_timeout(self);
-                  done(reply{errc::none, {}, std::move(r)});
-                },
-                [=](caf::error& err) {
-                  forget_request_timeout(self);
-                  done(failure(err));
-                });
-          },
-          [=](caf::error& err) {
-            forget_request_timeout(self);
-            done(failure(err));
-          });
-    }, 0); // CAF 0.17: a spawn without arguments is UB
+    auto job = std::make_shared<courier_job>();
+    job->token = std::move(token);
+    job->scoped_user = std::move(scoped_user);
+    job->cmd = std::move(cmd);
+    job->cmd.deadline_ns = deadline();
+    job->done = std::move(done);
+    caf::anon_send(next_courier(), std::move(job));
   }
 
   void authorize(std::string token, std::string scoped_user,
                  std::function<void(reply)> done) override {
-    sys_.spawn([auth = auth_, timeout = timeout_, token = std::move(token),
-                scoped_user = std::move(scoped_user),
-                done = std::move(done)](caf::event_based_actor* self, int) {
-      self->request(auth, timeout, atom::verify::value, token)
-        .then(
-          [=](std::string& user) {
-            forget_request_timeout(self);
-            if (!scoped_user.empty() && scoped_user != user)
-              done(reply{errc::forbidden, {}, {}});
-            else
-              done(reply{});
-          },
-          [=](caf::error& err) {
-            forget_request_timeout(self);
-            done(failure(err));
-          });
-    }, 0); // CAF 0.17: a spawn without arguments is UB
+    auto job = std::make_shared<courier_job>();
+    job->token = std::move(token);
+    job->scoped_user = std::move(scoped_user);
+    job->authorize_only = true;
+    job->done = std::move(done);
+    caf::anon_send(next_courier(), std::move(job));
   }
 
   void ready(std::function<void(bool)> done) override {
-    sys_.spawn([db = db_, timeout = timeout_, done = std::move(done)](
-                 caf::event_based_actor* self, int) {
-      self->request(db, timeout, atom::ping::value)
-        .then(
-          [=](bool ok) {
-            forget_request_timeout(self);
-            done(ok);
-          },
-          [=](caf::error&) {
-            forget_request_timeout(self);
-            done(false);
-          });
-    }, 0);
+    // Rare (a probe): a short-lived actor with a timeout is fine here.
+    sys_.spawn(
+      [db = db_, timeout = timeout_, done = std::move(done)](caf::event_based_actor* self, int) {
+        self->request(db, timeout, atom::ping::value)
+          .then(
+            [=](bool ok) {
+              forget_request_timeout(self);
+              done(ok);
+            },
+            [=](caf::error&) {
+              forget_request_timeout(self);
+              done(false);
+            });
+      },
+      0); // CAF 0.17: a spawn without arguments is UB
   }
 
 private:
+  const caf::actor& next_courier() {
+    return couriers_[next_.fetch_add(1, std::memory_order_relaxed) % couriers_.size()];
+  }
+
+  int64_t deadline() const {
+    auto now = std::chrono::steady_clock::now().time_since_epoch();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now + timeout_).count();
+  }
+
   caf::actor_system& sys_;
-  auth_actor auth_;
-  user_registry_actor registry_;
   db_actor db_;
   caf::timespan timeout_;
+  std::vector<caf::actor> couriers_;
+  std::atomic<size_t> next_{0};
 };
 
 } // namespace
 
 std::unique_ptr<gateway> make_actor_gateway(caf::actor_system& sys, auth_actor auth,
-                                            user_registry_actor registry, db_actor db,
-                                            caf::timespan timeout) {
-  return std::make_unique<actor_gateway>(sys, std::move(auth), std::move(registry),
-                                         std::move(db), timeout);
+                                            registry_shards registries, db_actor db,
+                                            caf::timespan timeout, size_t couriers) {
+  return std::make_unique<actor_gateway>(sys, std::move(auth), std::move(registries),
+                                         std::move(db), timeout, std::max<size_t>(1, couriers));
 }
 
 } // namespace todo

@@ -49,6 +49,7 @@ struct task_cmd {
   int64_t id = 0;
   task_patch patch;
   task_query query;
+  int64_t deadline_ns = 0; // steady-clock time after which nobody waits for the answer (0: none)
 };
 
 /// The answer to a task_cmd: the affected row(s); for list, one page and the

@@ -1,6 +1,7 @@
 #include "actors/task_manager.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "actors/task_json.hpp"
 
@@ -57,8 +58,23 @@ void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
   rp.deliver(std::move(r));
 }
 
+// Returns whether the requester has given up on `cmd` already.
+bool expired(const task_cmd& cmd) {
+  if (cmd.deadline_ns == 0)
+    return false;
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() > cmd.deadline_ns;
+}
+
 void handle(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
+  bool from_cache = st.cache && (cmd.kind == op::list || cmd.kind == op::fetch);
+  if (!from_cache && expired(cmd)) {
+    // It waited behind this user's earlier work past its deadline: nobody waits for the
+    // answer, so do not run a statement for it.
+    rp.deliver(caf::make_error(errc::db_unavailable));
+    return;
+  }
   if (!is_mutation(cmd.kind)) {
     if (st.cache) {
       answer_from_cache(self, cmd, rp);
@@ -185,7 +201,7 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
       auto& st = self->state;
       auto rp = self->make_response_promise<task_result>();
-      if (st.cache || st.too_big || st.cache_limit == 0) {
+      if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd)) {
         handle(self, std::move(cmd), rp);
         return rp;
       }

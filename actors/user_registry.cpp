@@ -6,9 +6,6 @@ namespace todo {
 
 namespace {
 
-// A manager's answer never takes longer than its queue of database calls; this bound only
-// keeps a lost reply from pinning the entry forever.
-constexpr auto manager_timeout = std::chrono::seconds(600);
 
 } // namespace
 
@@ -43,11 +40,12 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       e.last_used = self->clock().now();
       auto rp = self->make_response_promise<task_result>();
       // Replies come back through here so that `pending` is exact: a manager is only
-      // evicted when nothing of its user is in flight.
-      self->request(e.manager, manager_timeout, atom::exec::value, std::move(cmd))
+      // evicted when nothing of its user is in flight. No timeout: a manager always answers
+      // (its database calls have one), and in CAF 0.17 each timeout costs two round trips
+      // through the clock thread.
+      self->request(e.manager, caf::infinite, atom::exec::value, std::move(cmd))
         .then(
           [self, rp, user](task_result& r) mutable {
-            forget_request_timeout(self);
             if (auto j = self->state.users.find(user); j != self->state.users.end()) {
               --j->second.pending;
               j->second.last_used = self->clock().now();
@@ -55,7 +53,6 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
             rp.deliver(std::move(r));
           },
           [self, rp, user](caf::error& err) mutable {
-            forget_request_timeout(self);
             if (auto j = self->state.users.find(user); j != self->state.users.end()) {
               --j->second.pending;
               j->second.last_used = self->clock().now();

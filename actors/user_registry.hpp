@@ -2,6 +2,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/interfaces.hpp"
 
@@ -26,6 +27,16 @@ struct user_registry_state {
   bool ticking = false; // an eviction tick is scheduled
   static inline const char* name = "user-registry";
 };
+
+/// The registry split by user into shards that work in parallel (one registry is one
+/// actor: a single one would serialize every request of the process).
+using registry_shards = std::vector<user_registry_actor>;
+
+/// Returns the shard that owns `user` (always the same one for the same user).
+inline const user_registry_actor& shard_for(const registry_shards& shards,
+                                            const std::string& user) {
+  return shards[std::hash<std::string>{}(user) % shards.size()];
+}
 
 /// Routes each user's commands to that user's task manager, spawning it on first use.
 user_registry_actor::behavior_type

@@ -9,8 +9,9 @@ namespace todo::http {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-listener::listener(net::io_context& ioc, server_context& ctx)
-  : ioc_(ioc), ctx_(ctx), acceptor_(net::make_strand(ioc)) {
+listener::listener(net::io_context& accept_ioc, std::vector<net::io_context*> workers,
+                   server_context& ctx)
+  : workers_(std::move(workers)), ctx_(ctx), acceptor_(net::make_strand(accept_ioc)) {
 }
 
 void listener::open() {
@@ -38,8 +39,9 @@ unsigned short listener::port() const {
 }
 
 void listener::accept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec,
-                                                        tcp::socket socket) {
+  auto& worker = *workers_[next_worker_++ % workers_.size()];
+  acceptor_.async_accept(net::make_strand(worker), [this](boost::system::error_code ec,
+                                                          tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open())
       return;
     if (!ec) {

@@ -3,14 +3,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <vector>
+
 #include "http/server.hpp"
 
 namespace todo::http {
 
-/// Accepts connections and starts a session for each, up to MAX_CONNECTIONS.
+/// Accepts connections and starts a session for each, up to MAX_CONNECTIONS. Sessions are
+/// spread round-robin over `workers` (one io_context per I/O thread: no shared scheduler lock).
 class listener {
 public:
-  listener(boost::asio::io_context& ioc, server_context& ctx);
+  listener(boost::asio::io_context& accept_ioc, std::vector<boost::asio::io_context*> workers,
+           server_context& ctx);
 
   /// Binds HOST:PORT; throws boost::system::system_error when it cannot.
   void open();
@@ -27,7 +31,8 @@ public:
 private:
   void accept();
 
-  boost::asio::io_context& ioc_;
+  std::vector<boost::asio::io_context*> workers_;
+  size_t next_worker_ = 0;
   server_context& ctx_;
   boost::asio::ip::tcp::acceptor acceptor_;
 };

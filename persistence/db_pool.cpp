@@ -4,8 +4,10 @@ namespace todo::db {
 
 namespace {
 
-// Workers always answer (their statements have a timeout); this only guards a lost reply.
-constexpr auto worker_timeout = std::chrono::seconds(600);
+// No timeout towards the workers: a worker always answers (its statements and connection
+// attempts have timeouts of their own), and in CAF 0.17 each request timeout costs two round
+// trips through the clock thread. The requester's own timeout bounds the client's wait.
+constexpr auto worker_timeout = caf::infinite;
 
 void pump(db_actor::stateful_pointer<db_pool_state> self);
 
