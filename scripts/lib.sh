@@ -64,11 +64,13 @@ as_pg() {
   fi
 }
 
-# Returns a TCP port on 127.0.0.1 that nothing listens on.
+# Returns a TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range
+# (a port in use by an outgoing connection cannot be bound either).
 free_port() {
-  local p
+  local p lo
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % (lo - 20000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
