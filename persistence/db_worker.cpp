@@ -34,15 +34,16 @@ namespace {
 
 constexpr auto max_backoff = std::chrono::seconds(2);
 
-task read_task(const pqxx::row& r) {
+// Reads sql::task_columns starting at column `first`.
+task read_task(const pqxx::row& r, pqxx::row::size_type first = 0) {
   task t;
-  t.id = r[0].as<int64_t>();
-  t.title = r[1].as<std::string>();
-  if (!r[2].is_null())
-    t.description = r[2].as<std::string>();
-  t.completed = r[3].as<bool>();
-  t.created_us = r[4].as<int64_t>();
-  t.updated_us = r[5].as<int64_t>();
+  t.id = r[first].as<int64_t>();
+  t.title = r[first + 1].as<std::string>();
+  if (!r[first + 2].is_null())
+    t.description = r[first + 2].as<std::string>();
+  t.completed = r[first + 3].as<bool>();
+  t.created_us = r[first + 4].as<int64_t>();
+  t.updated_us = r[first + 5].as<int64_t>();
   return t;
 }
 
@@ -158,15 +159,7 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
       auto i = by_user.at(row[0].as<std::string>());
       seen[jobs[i].user] = true;
       if (kind != op::remove) {
-        task t;
-        t.id = row[1].as<int64_t>();
-        t.title = row[2].as<std::string>();
-        if (!row[3].is_null())
-          t.description = row[3].as<std::string>();
-        t.completed = row[4].as<bool>();
-        t.created_us = row[5].as<int64_t>();
-        t.updated_us = row[6].as<int64_t>();
-        out[i].result.rows.push_back(std::move(t));
+        out[i].result.rows.push_back(read_task(row, 1));
         out[i].result.total = 1;
       }
     }
