@@ -1,6 +1,8 @@
 #include "persistence/db_worker.hpp"
 
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -19,15 +21,29 @@ db_worker_state::db_worker_state() = default;
 db_worker_state::~db_worker_state() = default;
 
 std::string with_connect_timeout(const std::string& conninfo, caf::timespan timeout) {
-  if (conninfo.find("connect_timeout") != std::string::npos)
-    return conninfo;
-  auto secs = std::max<long long>(
-    1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
-  auto param = "connect_timeout=" + std::to_string(secs);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  auto secs = std::max<long long>(1, (ms + 999) / 1000);
+  // A peer that vanishes without closing (a network black hole) must not pin a worker: TCP
+  // keepalives and tcp_user_timeout make libpq notice. Settings the URL has win.
+  std::vector<std::pair<std::string, std::string>> params{
+    {"connect_timeout", std::to_string(secs)},
+    {"keepalives", "1"},
+    {"keepalives_idle", "10"},
+    {"keepalives_interval", "5"},
+    {"keepalives_count", "3"},
+    {"tcp_user_timeout", std::to_string(std::max<long long>(5000, 2 * ms))},
+  };
   bool url = conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0;
-  if (!url)
-    return conninfo.empty() ? param : conninfo + " " + param;
-  return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + param;
+  std::string out = conninfo;
+  for (const auto& [key, value] : params) {
+    if (conninfo.find(key + "=") != std::string::npos)
+      continue;
+    if (url)
+      out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+    else
+      out += (out.empty() ? "" : " ") + key + "=" + value;
+  }
+  return out;
 }
 
 namespace {

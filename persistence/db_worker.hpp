@@ -17,7 +17,8 @@ struct db_config {
   size_t max_batch = 64;             // mutations per group commit (1: no group commit)
 };
 
-/// Returns `conninfo` with a connect timeout added unless it already names one.
+/// Returns `conninfo` with a connect timeout, TCP keepalives and tcp_user_timeout added (each
+/// unless it already names it).
 std::string with_connect_timeout(const std::string& conninfo, caf::timespan timeout);
 
 struct connection_holder; // the libpqxx connection, kept out of this header
