@@ -73,6 +73,36 @@ bool usable_request_id(std::string_view id) {
   return true;
 }
 
+/// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
+std::string etag_of(std::string_view body) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+/// Returns whether an If-None-Match value lists `tag` (weak comparison) or is "*".
+bool etag_listed(std::string_view header, std::string_view tag) {
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    auto item = trim(header.substr(0, comma));
+    if (item == "*")
+      return true;
+    if (item.size() > 2 && (item[0] == 'W' || item[0] == 'w') && item[1] == '/')
+      item.remove_prefix(2);
+    if (item == tag)
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, server_context& ctx) : stream_(std::move(socket)), ctx_(ctx) {
@@ -106,6 +136,7 @@ private:
     std::string path;
     std::string request_id;
     std::string origin; // set only when CORS allows it
+    std::string if_none_match;
     bool keep_alive = true;
     unsigned version = 11;
   };
@@ -227,6 +258,8 @@ private:
     ex.request_id = usable_request_id(rid) ? std::string{rid} : next_request_id();
     ex.keep_alive = req.keep_alive();
     ex.version = req.version();
+    if (req.method() == bhttp::verb::get)
+      ex.if_none_match = std::string{req[bhttp::field::if_none_match]};
     auto origin = req[bhttp::field::origin];
     for (const auto& allowed : ctx_.cfg.cors_origins)
       if (!origin.empty() && origin == allowed)
@@ -383,7 +416,7 @@ private:
           body.reserve(64 + rep.result.rows.size() * 160);
           write_tasks(body, rep.result.rows);
         }
-        send(ex, 200, std::move(body), [&](response& res) {
+        send_cacheable(ex, std::move(body), [&](response& res) {
           res.set("X-Total-Count", std::to_string(rep.result.total));
         });
         return;
@@ -408,8 +441,21 @@ private:
       send(ex, 201, std::move(body), [&](response& res) {
         res.set(bhttp::field::location, location_prefix + std::to_string(t.id));
       });
+    else if (kind == op::fetch)
+      send_cacheable(ex, std::move(body), [](response&) {});
     else
       send(ex, 200, std::move(body));
+  }
+
+  // Answers a GET with an ETag (a hash of the exact body), or 304 when If-None-Match has it.
+  template <class Extra>
+  void send_cacheable(const exchange& ex, std::string body, Extra&& extra) {
+    auto tag = etag_of(body);
+    bool fresh = etag_listed(ex.if_none_match, tag);
+    send(ex, fresh ? 304 : 200, fresh ? std::string{} : std::move(body), [&](response& res) {
+      res.set(bhttp::field::etag, tag);
+      extra(res);
+    });
   }
 
   void send_error(const exchange& ex, errc code, const std::string& reason) {
@@ -441,7 +487,8 @@ private:
   template <class Extra>
   void send(const exchange& ex, unsigned status, std::string body, Extra&& extra) {
     response res{static_cast<bhttp::status>(status), ex.version};
-    if (status != 204) {
+    bool bodiless = status == 204 || status == 304;
+    if (!bodiless) {
       res.set(bhttp::field::content_type, json_type);
       res.body() = std::move(body);
     }
@@ -459,8 +506,8 @@ private:
     auto pos = ex.seq - first_seq_;
     bool last = closing_ && ctx_.draining && pos + 1 == slots_.size();
     res.keep_alive(ex.keep_alive && !last);
-    if (status == 204)
-      res.erase(bhttp::field::content_length); // RFC 9110: no Content-Length on 204
+    if (bodiless)
+      res.erase(bhttp::field::content_length); // RFC 9110: none on 204; 304 has no body
     else
       res.prepare_payload();
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - ex.started);

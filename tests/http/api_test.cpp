@@ -407,3 +407,32 @@ TEST_CASE_METHOD(api, "CORS: preflight and responses for allowed origins only") 
   for (const auto& [name, value] : evil_get.headers)
     CHECK(name.rfind("access-control-", 0) != 0);
 }
+
+TEST_CASE_METHOD(api, "GETs carry an ETag and If-None-Match answers 304 until the data changes") {
+  auto t = create("etag me");
+  auto path = "/api/tasks/" + std::to_string(t.at("id").as_int64());
+  auto first = get(path);
+  REQUIRE(first.status == 200);
+  auto tag = first.header("etag");
+  REQUIRE(tag.size() > 2);
+  CHECK(tag.front() == '"');
+  auto again = client.request("GET", path, auth({{"If-None-Match", tag}}));
+  CHECK(again.status == 304);
+  CHECK(again.body.empty());
+  CHECK(again.header("etag") == tag);
+  auto weak = client.request("GET", path, auth({{"If-None-Match", "\"x\", W/" + tag}}));
+  CHECK(weak.status == 304);
+  auto list = get("/api/tasks");
+  auto list_tag = list.header("etag");
+  REQUIRE_FALSE(list_tag.empty());
+  auto list_again = client.request("GET", "/api/tasks", auth({{"If-None-Match", list_tag}}));
+  CHECK(list_again.status == 304);
+  CHECK(list_again.header("x-total-count") == list.header("x-total-count"));
+  REQUIRE(client.request("PATCH", path + "/complete", auth()).status == 200);
+  auto changed = client.request("GET", path, auth({{"If-None-Match", tag}}));
+  CHECK(changed.status == 200);
+  CHECK(changed.header("etag") != tag);
+  CHECK(client.request("GET", "/api/tasks", auth({{"If-None-Match", list_tag}})).status == 200);
+  auto other = client.request("GET", path, auth({{"If-None-Match", "\"something-else\""}}));
+  CHECK(other.status == 200);
+}
