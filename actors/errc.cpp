@@ -12,6 +12,7 @@ std::string to_string(errc x) {
     case errc::overloaded: return "overloaded";
     case errc::unauthorized: return "unauthorized";
     case errc::internal: return "internal";
+    case errc::precondition_failed: return "precondition_failed";
   }
   return "unknown";
 }

@@ -16,6 +16,7 @@ enum class errc : uint8_t {
   overloaded,
   unauthorized,
   internal,
+  precondition_failed,
 };
 
 std::string to_string(errc x);

@@ -50,6 +50,7 @@ struct task_cmd {
   task_patch patch;
   task_query query;
   int64_t deadline_ns = 0; // steady-clock time after which nobody waits for the answer (0: none)
+  std::string if_match;    // If-Match header of a mutation: 412 unless it lists the task's ETag
 };
 
 /// The answer to a task_cmd: the affected row(s); for list, one page and the

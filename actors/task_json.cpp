@@ -1,6 +1,7 @@
 #include "actors/task_json.hpp"
 
 #include <charconv>
+#include <cstdio>
 
 namespace todo {
 
@@ -125,6 +126,48 @@ std::string format_timestamp(int64_t micros) {
   std::string out;
   append_timestamp(out, micros);
   return out;
+}
+
+namespace {
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+} // namespace
+
+/// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
+std::string etag_of(std::string_view body) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+/// Returns whether an If-None-Match value lists `tag` (weak comparison) or is "*".
+bool etag_listed(std::string_view header, std::string_view tag) {
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    auto item = trim_ows(header.substr(0, comma));
+    if (item == "*")
+      return true;
+    if (item.size() > 2 && (item[0] == 'W' || item[0] == 'w') && item[1] == '/')
+      item.remove_prefix(2);
+    if (item == tag)
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 } // namespace todo

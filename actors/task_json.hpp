@@ -24,4 +24,10 @@ void write_tasks(std::string& out, const std::vector<task>& ts);
 /// Formats microseconds since epoch as 2026-11-24T03:10:00.123456Z.
 std::string format_timestamp(int64_t micros);
 
+/// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
+std::string etag_of(std::string_view body);
+
+/// Returns whether an If-None-Match / If-Match value lists `tag` (weak comparison) or is "*".
+bool etag_listed(std::string_view header, std::string_view tag);
+
 } // namespace todo

@@ -66,6 +66,9 @@ bool expired(const task_cmd& cmd) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() > cmd.deadline_ns;
 }
 
+void mutate(self_ptr self, task_cmd cmd, promise rp);
+void check_then_mutate(self_ptr self, task_cmd cmd, promise rp);
+
 void handle(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
   bool from_cache = st.cache && (cmd.kind == op::list || cmd.kind == op::fetch);
@@ -92,6 +95,57 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
         });
     return;
   }
+  if (!cmd.if_match.empty()) {
+    check_then_mutate(self, std::move(cmd), rp);
+    return;
+  }
+  mutate(self, std::move(cmd), rp);
+}
+
+// Runs a conditional mutation (If-Match): 412 unless the task's current ETag is listed. The
+// check and the mutation are one step of this user's queue (`await`), so no other request of
+// this instance can slip between them.
+void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
+  auto& st = self->state;
+  auto decide = [self, rp](task_cmd& cmd, const std::string& json) mutable {
+    if (!etag_listed(cmd.if_match, etag_of(json)))
+      rp.deliver(caf::make_error(errc::precondition_failed));
+    else
+      mutate(self, std::move(cmd), rp);
+  };
+  if (st.cache) {
+    auto i = st.cache->find(cmd.id);
+    if (i == st.cache->end()) {
+      rp.deliver(caf::make_error(errc::task_not_found));
+      return;
+    }
+    decide(cmd, i->second.json);
+    return;
+  }
+  task_cmd fetch;
+  fetch.kind = op::fetch;
+  fetch.id = cmd.id;
+  self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(fetch))
+    .await(
+      [self, rp, cmd, decide](task_result& r) mutable {
+        forget_request_timeout(self);
+        if (r.rows.empty()) {
+          rp.deliver(caf::make_error(errc::task_not_found));
+          return;
+        }
+        std::string json;
+        write_task(json, r.rows.front());
+        decide(cmd, json);
+      },
+      [self, rp](caf::error& err) mutable {
+        forget_request_timeout(self);
+        rp.deliver(map_error(std::move(err)));
+      });
+}
+
+// Sends one mutation to the database and applies its committed result to the cache.
+void mutate(self_ptr self, task_cmd cmd, promise rp) {
+  auto& st = self->state;
   // `await` holds this user's next message until the database has answered: that is
   // where per-user ordering comes from.
   auto copy = cmd;

@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 
 #include "config/log.hpp"
+#include "actors/task_json.hpp"
 #include "http/json_codec.hpp"
 #include "http/listener.hpp"
 #include "http/router.hpp"
@@ -71,36 +72,6 @@ bool usable_request_id(std::string_view id) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
       return false;
   return true;
-}
-
-/// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
-std::string etag_of(std::string_view body) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-/// Returns whether an If-None-Match value lists `tag` (weak comparison) or is "*".
-bool etag_listed(std::string_view header, std::string_view tag) {
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    auto item = trim(header.substr(0, comma));
-    if (item == "*")
-      return true;
-    if (item.size() > 2 && (item[0] == 'W' || item[0] == 'w') && item[1] == '/')
-      item.remove_prefix(2);
-    if (item == tag)
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    header.remove_prefix(comma + 1);
-  }
-  return false;
 }
 
 class session : public std::enable_shared_from_this<session> {
@@ -372,6 +343,8 @@ private:
           break;
       }
     }
+    if (r.act == action::update || r.act == action::remove || r.act == action::complete)
+      cmd.if_match = std::string{req[bhttp::field::if_match]};
     ++ctx_.in_flight;
     auto self = shared_from_this();
     if (!invalid.empty()) {
@@ -414,7 +387,7 @@ private:
           body = std::move(rep.result.json);
         } else {
           body.reserve(64 + rep.result.rows.size() * 160);
-          write_tasks(body, rep.result.rows);
+          todo::write_tasks(body, rep.result.rows);
         }
         send_cacheable(ex, std::move(body), [&](response& res) {
           res.set("X-Total-Count", std::to_string(rep.result.total));
@@ -435,7 +408,7 @@ private:
       body = std::move(rep.result.json);
     } else {
       body.reserve(256);
-      write_task(body, t);
+      todo::write_task(body, t);
     }
     if (kind == op::create)
       send(ex, 201, std::move(body), [&](response& res) {

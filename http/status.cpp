@@ -18,6 +18,8 @@ error_response map_error(errc code, const std::string& reason) {
       return {503, detail_body("database unavailable"), nullptr, "1"};
     case errc::overloaded:
       return {503, detail_body("service overloaded"), nullptr, "1"};
+    case errc::precondition_failed:
+      return {412, detail_body("Precondition Failed")};
     case errc::invalid_input:
       return {400, detail_body(reason.empty() ? "Bad Request" : reason)};
     case errc::none:

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "actors/task_json.hpp"
 #include "actors/task_manager.hpp"
 #include "tests/support/deterministic_system.hpp"
 #include "tests/support/fake_db.hpp"
@@ -226,4 +227,29 @@ TEST_CASE_METHOD(manager_fixture, "a manager without a cache reads through to th
   REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id)));
   CHECK(data->log.size() == before + 1);
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "If-Match is checked with and without a cache") {
+  for (size_t cache_limit : {size_t{10000}, size_t{0}}) {
+    auto alice = spawn_manager("alice", cache_limit);
+    auto made = ask<task_result>(alice, atom::exec::value, create("v1"));
+    REQUIRE(made);
+    std::string json;
+    write_task(json, made->rows.at(0));
+    auto upd = by_id(op::update, made->rows[0].id);
+    upd.patch.title = "v2";
+    upd.if_match = "\"not-the-tag\"";
+    auto refused = ask<task_result>(alice, atom::exec::value, upd);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == errc::precondition_failed);
+    CHECK(data->rows["alice"][made->rows[0].id].title == "v1");
+    upd.if_match = etag_of(json);
+    auto done = ask<task_result>(alice, atom::exec::value, upd);
+    REQUIRE(done);
+    CHECK(done->rows.at(0).title == "v2");
+    auto missing = by_id(op::remove, 987654);
+    missing.if_match = "*";
+    CHECK(ask<task_result>(alice, atom::exec::value, missing).error() == errc::task_not_found);
+    caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+  }
 }

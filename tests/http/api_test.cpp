@@ -22,8 +22,9 @@ struct api {
     extra.emplace_back("Authorization", "Bearer " + token);
     return extra;
   }
-  header_list auth_json() const {
-    return auth({{"Content-Type", "application/json"}});
+  header_list auth_json(header_list extra = {}) const {
+    extra.emplace_back("Content-Type", "application/json");
+    return auth(std::move(extra));
   }
   http_response get(const std::string& target) {
     return client.request("GET", target, auth());
@@ -435,4 +436,29 @@ TEST_CASE_METHOD(api, "GETs carry an ETag and If-None-Match answers 304 until th
   CHECK(client.request("GET", "/api/tasks", auth({{"If-None-Match", list_tag}})).status == 200);
   auto other = client.request("GET", path, auth({{"If-None-Match", "\"something-else\""}}));
   CHECK(other.status == 200);
+}
+
+TEST_CASE_METHOD(api, "If-Match on PUT, PATCH and DELETE gives 412 when the task changed") {
+  auto t = create("guarded");
+  auto path = "/api/tasks/" + std::to_string(t.at("id").as_int64());
+  auto tag = get(path).header("etag");
+  REQUIRE_FALSE(tag.empty());
+  auto ok = client.request("PUT", path, auth_json({{"If-Match", tag}}), R"({"title":"v2"})");
+  REQUIRE(ok.status == 200);
+  CHECK(body_of(ok).at("title") == "v2");
+  // The tag is stale now: every conditional mutation is refused and changes nothing.
+  auto stale_put = client.request("PATCH", path, auth_json({{"If-Match", tag}}),
+                                  R"({"title":"v3"})");
+  CHECK(stale_put.status == 412);
+  CHECK(body_of(stale_put) == json::parse(R"({"detail":"Precondition Failed"})"));
+  CHECK(client.request("PATCH", path + "/complete", auth({{"If-Match", tag}})).status == 412);
+  CHECK(client.request("DELETE", path, auth({{"If-Match", tag}})).status == 412);
+  auto now = get(path);
+  CHECK(body_of(now).at("title") == "v2");
+  CHECK(body_of(now).at("completed") == false);
+  // The current tag (or *) passes.
+  auto fresh = now.header("etag");
+  CHECK(client.request("PATCH", path + "/complete", auth({{"If-Match", fresh}})).status == 200);
+  CHECK(client.request("DELETE", path, auth({{"If-Match", "*"}})).status == 204);
+  CHECK(client.request("DELETE", path, auth({{"If-Match", "*"}})).status == 404);
 }
