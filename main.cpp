@@ -222,7 +222,7 @@ int serve(const todo::settings& cfg) {
   std::optional<todo::db::change_listener> listener;
   if (cfg.cache_tasks_per_user > 0)
     listener.emplace(
-      todo::db::with_connect_timeout(cfg.database_url, db_timeout), db_cfg.instance_id,
+      todo::db::with_timeouts(cfg.database_url, db_timeout), db_cfg.instance_id,
       [registries](const std::string& user) {
         caf::anon_send(todo::shard_for(registries, user), todo::atom::invalidate::value, user);
       },

@@ -135,12 +135,11 @@ bool full(const db_pool_state& st) {
   return st.idle.empty() && st.queue.size() >= st.queue_limit;
 }
 
-caf::error enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state::job job) {
-  auto& st = self->state;
+// Queues a job (callers check `full` first) and starts what idle workers can take.
+void enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state::job job) {
   job.queued = self->clock().now();
-  st.queue.push_back(std::move(job));
+  self->state.queue.push_back(std::move(job));
   pump(self);
-  return {};
 }
 
 } // namespace
@@ -165,8 +164,7 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
       job.cmd = std::move(cmd);
       job.rp = self->make_response_promise<task_result>();
       auto rp = job.rp;
-      if (auto err = enqueue(self, std::move(job)))
-        return err;
+      enqueue(self, std::move(job));
       return rp;
     },
     [self](atom::ping) -> caf::result<bool> {
@@ -176,8 +174,7 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
       job.ping = true;
       job.ping_rp = self->make_response_promise<bool>();
       auto rp = job.ping_rp;
-      if (enqueue(self, std::move(job)))
-        return false;
+      enqueue(self, std::move(job));
       return rp;
     },
   };

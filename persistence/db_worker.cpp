@@ -20,7 +20,7 @@ struct connection_holder {
 db_worker_state::db_worker_state() = default;
 db_worker_state::~db_worker_state() = default;
 
-std::string with_connect_timeout(const std::string& conninfo, caf::timespan timeout) {
+std::string with_timeouts(const std::string& conninfo, caf::timespan timeout) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
   auto secs = std::max<long long>(1, (ms + 999) / 1000);
   // A peer that vanishes without closing (a network black hole) must not pin a worker: TCP
@@ -285,7 +285,7 @@ errc classify(const std::exception& ex, pqxx::connection& conn, Drop drop) {
 db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_worker_state> self,
                                          db_config cfg) {
   self->state.cfg = std::move(cfg);
-  self->state.cfg.conninfo = with_connect_timeout(self->state.cfg.conninfo,
+  self->state.cfg.conninfo = with_timeouts(self->state.cfg.conninfo,
                                                   self->state.cfg.timeout);
   // Returns the live connection, (re)connecting unless a recent attempt failed.
   auto connection = [self]() -> pqxx::connection* {

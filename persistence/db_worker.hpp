@@ -19,7 +19,7 @@ struct db_config {
 
 /// Returns `conninfo` with a connect timeout, TCP keepalives and tcp_user_timeout added (each
 /// unless it already names it).
-std::string with_connect_timeout(const std::string& conninfo, caf::timespan timeout);
+std::string with_timeouts(const std::string& conninfo, caf::timespan timeout);
 
 struct connection_holder; // the libpqxx connection, kept out of this header
 

@@ -284,15 +284,15 @@ TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' muta
 }
 
 TEST_CASE("connection strings get timeouts and keepalives unless they name them") {
-  auto url = db::with_connect_timeout("postgresql://u@h/db", std::chrono::milliseconds(2000));
+  auto url = db::with_timeouts("postgresql://u@h/db", std::chrono::milliseconds(2000));
   CHECK(url == "postgresql://u@h/db?connect_timeout=2&keepalives=1&keepalives_idle=10"
                "&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=5000");
-  auto neon = db::with_connect_timeout("postgresql://u:p@ep.neon.tech/db?sslmode=require"
+  auto neon = db::with_timeouts("postgresql://u:p@ep.neon.tech/db?sslmode=require"
                                        "&connect_timeout=9",
                                        std::chrono::milliseconds(3000));
   CHECK(neon.find("sslmode=require&connect_timeout=9&keepalives=1") != std::string::npos);
   CHECK(neon.find("connect_timeout=3") == std::string::npos);
   CHECK(neon.find("tcp_user_timeout=6000") != std::string::npos);
-  auto kv = db::with_connect_timeout("host=/tmp dbname=todo", std::chrono::milliseconds(500));
+  auto kv = db::with_timeouts("host=/tmp dbname=todo", std::chrono::milliseconds(500));
   CHECK(kv.rfind("host=/tmp dbname=todo connect_timeout=1 keepalives=1", 0) == 0);
 }

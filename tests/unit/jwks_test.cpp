@@ -22,11 +22,6 @@
 #include "http/jwks_fetch.hpp"
 #include "tests/support/deterministic_system.hpp"
 
-// unit_tests does not compile tests/support/deterministic_system.cpp (CMakeLists.txt lists it
-// only for actor_tests), so its two out-of-line members come in here. Drop this line once the
-// file is added to the unit_tests sources.
-#include "tests/support/deterministic_system.cpp"
-
 using namespace todo;
 
 namespace {
