@@ -24,6 +24,7 @@
 #include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
+#include "persistence/startup_check.hpp"
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
@@ -134,24 +135,35 @@ todo::log::level parse_level(const std::string& s) {
   return todo::log::level::info;
 }
 
-// Applies the migrations, waiting for the database to come up for a while.
-bool migrate_with_retries(const std::string& conninfo, std::chrono::seconds patience) {
-  auto deadline = std::chrono::steady_clock::now() + patience;
-  for (int attempt = 1;; ++attempt) {
-    try {
-      auto n = todo::db::migrate(conninfo);
-      todo::log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");
-      return true;
-    } catch (const std::exception&) {
-      // The libpq message may echo parts of the connection string: keep it out of the log.
-      if (std::chrono::steady_clock::now() > deadline) {
-        todo::log::error("cannot migrate the database: is DATABASE_URL reachable?");
-        return false;
-      }
-      if (attempt == 1)
-        todo::log::warn("database not reachable yet; retrying");
-      std::this_thread::sleep_for(500ms);
-    }
+// Reaches the database and applies the migrations. A DATABASE_URL mistake (unparsable, unknown
+// option value, database or role, bad credentials) is named at once; a server that is not up
+// yet is waited for, up to DB_CONNECT_WAIT_MS, each failed attempt saying why. Returns false
+// after printing the one line that names DATABASE_URL.
+bool prepare_database(const todo::settings& cfg) {
+  auto fail = [](const std::string& why) {
+    std::cerr << "DATABASE_URL: " << why << "\n";
+    return false;
+  };
+  if (auto problem = todo::db::conninfo_problem(cfg.database_url))
+    return fail("cannot be parsed: " + *problem);
+  auto conninfo =
+    todo::db::with_timeouts(cfg.database_url, std::chrono::milliseconds(cfg.db_timeout_ms));
+  auto reached = todo::db::wait_for_database(
+    conninfo, std::chrono::milliseconds(cfg.db_connect_wait_ms),
+    [&cfg](const std::string& reason, std::chrono::milliseconds spent) {
+      todo::log::warn("database not reachable yet (" + std::to_string(spent.count()) + " of " +
+                      std::to_string(cfg.db_connect_wait_ms) + " ms): " + reason +
+                      "; retrying");
+    });
+  if (reached.outcome != todo::db::probe_result::ok)
+    return fail(reached.reason);
+  try {
+    auto n = todo::db::migrate(conninfo);
+    todo::log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");
+    return true;
+  } catch (const std::exception& e) {
+    return fail("cannot apply the schema migrations: " +
+                todo::db::redact(e.what(), cfg.database_url));
   }
 }
 
@@ -171,8 +183,8 @@ int serve(const todo::settings& cfg) {
     return 2;
   }
   auto db_timeout = std::chrono::milliseconds(cfg.db_timeout_ms);
-  if (!migrate_with_retries(cfg.database_url, 30s))
-    return 1;
+  if (!prepare_database(cfg))
+    return 2;
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));

@@ -36,6 +36,7 @@ struct settings {
   int64_t read_timeout_ms = 10000;                      // READ_TIMEOUT_MS
   int64_t idle_timeout_ms = 60000;                      // IDLE_TIMEOUT_MS
   int64_t db_timeout_ms = 2000;                         // DB_TIMEOUT_MS
+  int64_t db_connect_wait_ms = 30000;                   // DB_CONNECT_WAIT_MS, 0..86400000
   int64_t shutdown_grace_ms = 10000;                    // SHUTDOWN_GRACE_MS
   size_t max_connections = 10000;                       // MAX_CONNECTIONS
   int64_t user_idle_ms = 300000;                        // USER_IDLE_MS, idle user actor lifetime

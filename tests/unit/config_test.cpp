@@ -69,6 +69,7 @@ TEST_CASE("defaults apply when only the required settings are given") {
   CHECK(s.read_timeout_ms == 10000);
   CHECK(s.idle_timeout_ms == 60000);
   CHECK(s.db_timeout_ms == 2000);
+  CHECK(s.db_connect_wait_ms == 30000);
   CHECK(s.shutdown_grace_ms == 10000);
   CHECK(s.max_connections == 10000);
   CHECK(s.user_idle_ms == 300000);
@@ -137,6 +138,8 @@ TEST_CASE("every numeric bound error names the setting") {
     {"READ_TIMEOUT_MS", "0", ms},
     {"IDLE_TIMEOUT_MS", "86400001", ms},
     {"DB_TIMEOUT_MS", "-5", ms},
+    {"DB_CONNECT_WAIT_MS", "-1", "must be an integer between 0 and 86400000"},
+    {"DB_CONNECT_WAIT_MS", "soon", "must be an integer between 0 and 86400000"},
     {"SHUTDOWN_GRACE_MS", "ten", ms},
     {"USER_IDLE_MS", "0", ms},
     {"MAX_CONNECTIONS", "0", cnt},
@@ -302,13 +305,13 @@ TEST_CASE("the help text lists every setting with its flag and default") {
         "--better-auth-audience", "--jwt-algorithms", "--jwt-require-exp", "--jwt-leeway-seconds",
         "--cors-origins", "http://localhost:3000", "--db-pool-size", "--threads", "--log-level",
         "--log-format", "--max-body-bytes", "65536", "--read-timeout-ms", "--idle-timeout-ms",
-        "--db-timeout-ms", "--shutdown-grace-ms", "--max-connections", "--user-idle-ms",
+        "--db-timeout-ms", "--db-connect-wait-ms", "--shutdown-grace-ms", "--max-connections", "--user-idle-ms",
         "--max-pending-per-user", "--db-queue-limit", "DB_QUEUE_LIMIT", "--help"}) {
     INFO(want);
     CHECK(text.find(want) != std::string::npos);
   }
   // Header lines plus one line per setting.
-  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 28);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 29);
 }
 
 TEST_CASE("an unknown flag is named in the error") {

@@ -1,0 +1,172 @@
+// Start-up of the real binary with a wrong DATABASE_URL (API.md §8): exit code 2 and one line
+// naming DATABASE_URL and why, never the password; a server that is not up is waited for,
+// each retry saying why, no longer than DB_CONNECT_WAIT_MS.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct finished {
+  int exit_code = -1; // -1: did not exit in time (killed)
+  std::string err;    // everything it wrote to stderr
+  std::chrono::milliseconds took{};
+};
+
+// Runs todo-api with exactly `env` (plus PATH), from /, and waits for it to exit.
+finished run_server(const std::map<std::string, std::string>& env,
+                    std::chrono::milliseconds limit = 20s) {
+  const char* bin = std::getenv("TODO_API_BINARY");
+  REQUIRE(bin);
+  std::vector<std::string> strings;
+  for (const auto& [k, v] : env)
+    strings.push_back(k + "=" + v);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> envp;
+    for (auto& s : strings)
+      envp.push_back(s.data());
+    envp.push_back(nullptr);
+    if (::chdir("/") != 0)
+      _exit(127);
+    char* argv[] = {const_cast<char*>(bin), nullptr};
+    ::execve(bin, argv, envp.data());
+    _exit(127);
+  }
+  ::close(fds[1]);
+  finished out;
+  char buf[4096];
+  for (;;) {
+    auto left = limit - (std::chrono::steady_clock::now() - t0);
+    if (left <= 0s)
+      break;
+    pollfd p{fds[0], POLLIN, 0};
+    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+    if (::poll(&p, 1, ms) <= 0)
+      break;
+    auto n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0)
+      break; // the child closed stderr: it exited
+    out.err.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    // Still running after the limit (or it closed stderr early): give it a moment, then kill.
+    std::this_thread::sleep_for(200ms);
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+      return out;
+    }
+  }
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in{text};
+  for (std::string l; std::getline(in, l);)
+    out.push_back(l);
+  return out;
+}
+
+std::map<std::string, std::string> base_env(const std::string& url) {
+  return {{"DATABASE_URL", url},
+          {"BETTER_AUTH_SECRET", "startup-test-secret-0123456789abcdef"},
+          {"PORT", "1"}, // never reached: start-up stops before listening
+          {"LOG_LEVEL", "warn"},
+          {"PATH", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin"}};
+}
+
+std::string test_port() {
+  const char* p = std::getenv("TEST_PG_PORT");
+  REQUIRE(p);
+  return p;
+}
+
+} // namespace
+
+TEST_CASE("a DATABASE_URL libpq cannot parse stops start-up with exit 2 and one line") {
+  auto r = run_server(base_env("garbage"));
+  CHECK(r.exit_code == 2);
+  auto ls = lines(r.err);
+  REQUIRE(ls.size() == 1);
+  CHECK(ls[0].rfind("DATABASE_URL: ", 0) == 0);
+  CHECK(ls[0].find("missing \"=\"") != std::string::npos);
+  CHECK(r.took < 5s);
+}
+
+TEST_CASE("an unknown sslmode, database or role stops start-up at once, naming DATABASE_URL") {
+  auto host = "@127.0.0.1:" + test_port();
+  for (const auto& [url, expect] : std::map<std::string, std::string>{
+         {"postgresql://postgres:Top-Secret-1" + host + "/todo?sslmode=verify-everything",
+          "sslmode"},
+         {"postgresql://postgres:Top-Secret-1" + host + "/no_such_db_y", "does not exist"},
+         {"postgresql://no_such_role_y:Top-Secret-1" + host + "/todo", "no_such_role_y"}}) {
+    INFO(url);
+    // The default DB_CONNECT_WAIT_MS (30 s) applies: a mistake must not wait for it.
+    auto r = run_server(base_env(url));
+    CHECK(r.exit_code == 2);
+    auto ls = lines(r.err);
+    REQUIRE(ls.size() == 1);
+    CHECK(ls[0].rfind("DATABASE_URL: ", 0) == 0);
+    CHECK(ls[0].find(expect) != std::string::npos);
+    CHECK(r.err.find("Top-Secret-1") == std::string::npos);
+    CHECK(r.took < 5s);
+  }
+}
+
+TEST_CASE("a database that is not up is retried, saying why, for DB_CONNECT_WAIT_MS, then exit 2") {
+  // A port on which nothing listens (the throwaway cluster's port + 1 is not it either way:
+  // the test only needs "Connection refused").
+  auto env = base_env("postgresql://postgres:Top-Secret-2@127.0.0.1:1/todo");
+  env["DB_CONNECT_WAIT_MS"] = "1500";
+  auto r = run_server(env);
+  CHECK(r.exit_code == 2);
+  auto ls = lines(r.err);
+  REQUIRE(ls.size() >= 3); // at least two retries, then the final line
+  for (size_t i = 0; i + 1 < ls.size(); ++i) {
+    CHECK(ls[i].find("database not reachable yet") != std::string::npos);
+    CHECK(ls[i].find("Connection refused") != std::string::npos);
+  }
+  CHECK(ls.back().rfind("DATABASE_URL: not reachable after ", 0) == 0);
+  CHECK(ls.back().find("DB_CONNECT_WAIT_MS=1500") != std::string::npos);
+  CHECK(r.err.find("Top-Secret-2") == std::string::npos);
+  CHECK(r.took >= 1000ms);
+  CHECK(r.took < 8s);
+}
+
+TEST_CASE("DB_CONNECT_WAIT_MS is validated like every other setting") {
+  auto env = base_env("postgresql://postgres@127.0.0.1:1/todo");
+  env["DB_CONNECT_WAIT_MS"] = "soon";
+  auto r = run_server(env);
+  CHECK(r.exit_code == 2);
+  auto ls = lines(r.err);
+  REQUIRE(ls.size() == 1);
+  CHECK(ls[0].rfind("DB_CONNECT_WAIT_MS: ", 0) == 0);
+}
