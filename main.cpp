@@ -1,11 +1,10 @@
-// todo-api: the Todo REST API server, and a `token` subcommand that mints dev tokens.
+// todo-api: parses the command line and wires the server together (settings, database,
+// actors, listener, signals). The token subcommands live in actors/tokens/token_cli.cpp.
 
 #include <chrono>
 #include <csignal>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -15,7 +14,8 @@
 
 #include "actors/actor_gateway.hpp"
 #include "actors/auth.hpp"
-#include "actors/jwks.hpp"
+#include "actors/tokens/jwks.hpp"
+#include "actors/tokens/token_cli.hpp"
 #include "actors/user_registry.hpp"
 #include "config/log.hpp"
 #include "config/settings.hpp"
@@ -23,149 +23,12 @@
 #include "http/listener.hpp"
 #include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
-#include "persistence/migrations.hpp"
 #include "persistence/startup_check.hpp"
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string read_dotenv() {
-  std::ifstream in{".env"};
-  if (!in)
-    return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      out += c;
-  }
-  return out;
-}
-
-int token_command(const std::vector<std::string>& args) {
-  std::string sub, jwk_file, iss, aud;
-  long long ttl = 3600;
-  for (size_t i = 0; i < args.size(); ++i) {
-    auto value = [&](const char* name) -> std::string {
-      if (i + 1 >= args.size()) {
-        std::cerr << name << ": missing value\n";
-        std::exit(2);
-      }
-      return args[++i];
-    };
-    if (args[i] == "--sub")
-      sub = value("--sub");
-    else if (args[i] == "--ttl")
-      ttl = std::stoll(value("--ttl"));
-    else if (args[i] == "--jwk")
-      jwk_file = value("--jwk");
-    else if (args[i] == "--iss")
-      iss = value("--iss");
-    else if (args[i] == "--aud")
-      aud = value("--aud");
-    else if (args[i] == "--help" || args[i] == "-h") {
-      std::cout << "usage: todo-api token --sub USER_ID [--ttl SECONDS] [--iss I] [--aud A]"
-                   " [--jwk PRIVATE_JWK_FILE]\n"
-                   "Prints an HS256 token signed with BETTER_AUTH_SECRET (env or .env), or an\n"
-                   "EdDSA token signed with the private JWK (see `todo-api gen-jwk`).\n";
-      return 0;
-    } else {
-      std::cerr << args[i] << ": unknown option\n";
-      return 2;
-    }
-  }
-  if (sub.empty()) {
-    std::cerr << "--sub: required\n";
-    return 2;
-  }
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
-  std::string payload = "{\"sub\":\"" + json_escape(sub) + "\",\"iat\":" + std::to_string(now) +
-                        ",\"exp\":" + std::to_string(now + ttl);
-  if (!iss.empty())
-    payload += ",\"iss\":\"" + json_escape(iss) + "\"";
-  if (!aud.empty())
-    payload += ",\"aud\":\"" + json_escape(aud) + "\"";
-  payload += "}";
-  if (!jwk_file.empty()) {
-    std::ifstream in{jwk_file};
-    if (!in) {
-      std::cerr << "--jwk: cannot read the file\n";
-      return 2;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    try {
-      std::cout << todo::jwt::sign_eddsa(ss.str(), payload) << "\n";
-    } catch (const std::exception&) {
-      std::cerr << "--jwk: not an Ed25519 private JWK\n";
-      return 2;
-    }
-    return 0;
-  }
-  auto env = todo::environment_map();
-  auto dotenv = todo::parse_dotenv(read_dotenv());
-  std::string secret = env.count("BETTER_AUTH_SECRET") ? env["BETTER_AUTH_SECRET"]
-                                                       : dotenv["BETTER_AUTH_SECRET"];
-  if (secret.empty()) {
-    std::cerr << "BETTER_AUTH_SECRET: required\n";
-    return 2;
-  }
-  std::cout << todo::jwt::sign_hs256(secret, payload) << "\n";
-  return 0;
-}
-
-todo::log::level parse_level(const std::string& s) {
-  if (s == "debug")
-    return todo::log::level::debug;
-  if (s == "warn")
-    return todo::log::level::warn;
-  if (s == "error")
-    return todo::log::level::error;
-  return todo::log::level::info;
-}
-
-// Reaches the database and applies the migrations. A DATABASE_URL mistake (unparsable, unknown
-// option value, database or role, bad credentials) is named at once; a server that is not up
-// yet is waited for, up to DB_CONNECT_WAIT_MS, each failed attempt saying why. Returns false
-// after printing the one line that names DATABASE_URL.
-bool prepare_database(const todo::settings& cfg) {
-  auto fail = [](const std::string& why) {
-    std::cerr << "DATABASE_URL: " << why << "\n";
-    return false;
-  };
-  if (auto problem = todo::db::conninfo_problem(cfg.database_url))
-    return fail("cannot be parsed: " + *problem);
-  auto conninfo =
-    todo::db::with_timeouts(cfg.database_url, std::chrono::milliseconds(cfg.db_timeout_ms));
-  auto reached = todo::db::wait_for_database(
-    conninfo, std::chrono::milliseconds(cfg.db_connect_wait_ms),
-    [&cfg](const std::string& reason, std::chrono::milliseconds spent) {
-      todo::log::warn("database not reachable yet (" + std::to_string(spent.count()) + " of " +
-                      std::to_string(cfg.db_connect_wait_ms) + " ms): " + reason +
-                      "; retrying");
-    });
-  if (reached.outcome != todo::db::probe_result::ok)
-    return fail(reached.reason);
-  try {
-    auto n = todo::db::migrate(conninfo);
-    todo::log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");
-    return true;
-  } catch (const std::exception& e) {
-    return fail("cannot apply the schema migrations: " +
-                todo::db::redact(e.what(), cfg.database_url));
-  }
-}
 
 std::string random_prefix() {
   std::random_device rd;
@@ -177,14 +40,17 @@ std::string random_prefix() {
 }
 
 int serve(const todo::settings& cfg) {
-  todo::log::configure(parse_level(cfg.log_level), cfg.log_format == "json");
+  todo::log::configure(todo::log::parse_level(cfg.log_level), cfg.log_format == "json");
   if (!cfg.jwks_file.empty() && !todo::jwks::parse_file(cfg.jwks_file)) {
     std::cerr << "BETTER_AUTH_JWKS_FILE: not a usable JWKS document\n";
     return 2;
   }
   auto db_timeout = std::chrono::milliseconds(cfg.db_timeout_ms);
-  if (!prepare_database(cfg))
+  if (auto problem = todo::db::prepare_database(cfg.database_url, cfg.db_timeout_ms,
+                                                cfg.db_connect_wait_ms)) {
+    std::cerr << "DATABASE_URL: " << *problem << "\n";
     return 2;
+  }
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
@@ -332,15 +198,9 @@ int serve(const todo::settings& cfg) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (!args.empty() && args[0] == "token")
-    return token_command({args.begin() + 1, args.end()});
-  if (!args.empty() && args[0] == "gen-jwk") {
-    // Prints a fresh Ed25519 private JWK; its public half (without "d") is a one-key JWKS.
-    std::string kid = args.size() > 2 && args[1] == "--kid" ? args[2] : "dev";
-    std::cout << todo::jwks::generate_ed25519_jwk(kid) << "\n";
-    return 0;
-  }
-  auto loaded = todo::load_settings(args, todo::environment_map(), read_dotenv());
+  if (auto code = todo::jwt::run_subcommand(args))
+    return *code;
+  auto loaded = todo::load_settings(args, todo::environment_map(), todo::read_dotenv_file());
   if (loaded.help) {
     std::cout << todo::help_text();
     return 0;

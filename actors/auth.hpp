@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "actors/jwks.hpp"
-#include "actors/jwt.hpp"
-#include "actors/token_cache.hpp"
+#include "actors/tokens/jwks.hpp"
+#include "actors/tokens/jwt.hpp"
+#include "actors/tokens/token_cache.hpp"
 
 namespace todo {
 
@@ -27,11 +27,6 @@ using jwks_fetcher = std::function<jwks_fetch_result(const std::string& url)>;
 
 /// Everything the auth actor needs; main.cpp fills it from the settings.
 struct auth_config {
-  auth_config() = default;
-  /// Transitional: builds a config with `v`'s options and no JWKS, so that the issue-3 call
-  /// `spawn(auth, std::make_shared<const jwt::verifier>(...))` keeps compiling.
-  auth_config(std::shared_ptr<const jwt::verifier> v) : opts(v->config()) {} // NOLINT
-
   jwt::options opts;
   std::string jwks_url;  // BETTER_AUTH_JWKS_URL: fetched at start and on an unknown kid
   std::string jwks_file; // BETTER_AUTH_JWKS_FILE: read once at start

@@ -13,6 +13,13 @@ std::string to_string(errc x) {
     case errc::unauthorized: return "unauthorized";
     case errc::internal: return "internal";
     case errc::precondition_failed: return "precondition_failed";
+    case errc::route_not_found: return "route_not_found";
+    case errc::method_not_allowed: return "method_not_allowed";
+    case errc::unsupported_media_type: return "unsupported_media_type";
+    case errc::body_too_large: return "body_too_large";
+    case errc::headers_too_large: return "headers_too_large";
+    case errc::bad_request: return "bad_request";
+    case errc::too_many_connections: return "too_many_connections";
   }
   return "unknown";
 }

@@ -17,6 +17,14 @@ enum class errc : uint8_t {
   unauthorized,
   internal,
   precondition_failed,
+  // The request itself, found by the HTTP layer before any actor sees it:
+  route_not_found,
+  method_not_allowed,
+  unsupported_media_type,
+  body_too_large,
+  headers_too_large,
+  bad_request, // unreadable HTTP
+  too_many_connections,
 };
 
 std::string to_string(errc x);

@@ -3,73 +3,11 @@
 #include <atomic>
 #include <chrono>
 
+#include "actors/courier.hpp"
+
 namespace todo {
 
 namespace {
-
-reply failure(const caf::error& err) {
-  reply out;
-  if (err.category() == caf::atom("todo")) {
-    out.code = static_cast<errc>(err.code());
-    out.reason = error_reason(err);
-  } else if (err == caf::sec::request_timeout) {
-    out.code = errc::db_unavailable;
-  } else {
-    out.code = errc::internal;
-  }
-  return out;
-}
-
-/// One request on its way through the actors.
-struct courier_job {
-  std::string token;
-  std::string scoped_user;
-  task_cmd cmd;
-  bool authorize_only = false;
-  std::function<void(reply)> done;
-};
-
-using job_ptr = std::shared_ptr<courier_job>;
-
-} // namespace
-} // namespace todo
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::job_ptr)
-
-namespace todo {
-namespace {
-
-// A long-lived courier: it can carry any number of requests at once (each continues in its
-// own response handler). Long-lived because in CAF 0.17 every actor that terminates costs a
-// round trip through the clock thread, and a spawn per request would pay it each time.
-//
-// No timeouts here: the auth actor and the registry always answer, and the TaskManager
-// bounds the database part (DB_TIMEOUT_MS, and a job's deadline). A timeout per hop would be
-// two more round trips through CAF's clock thread per request.
-caf::behavior courier(caf::event_based_actor* self, auth_actor auth,
-                      std::shared_ptr<const registry_shards> registries) {
-  return {
-    [=](job_ptr& job) {
-      self->request(auth, caf::infinite, atom::verify::value, job->token)
-        .then(
-          [=](std::string& user) {
-            if (!job->scoped_user.empty() && job->scoped_user != user) {
-              job->done(reply{errc::forbidden, {}, {}});
-              return;
-            }
-            if (job->authorize_only) {
-              job->done(reply{});
-              return;
-            }
-            const auto& registry = shard_for(*registries, user);
-            self->request(registry, caf::infinite, atom::exec::value, std::move(user), job->cmd)
-              .then([=](task_result& r) { job->done(reply{errc::none, {}, std::move(r)}); },
-                    [=](caf::error& err) { job->done(failure(err)); });
-          },
-          [=](caf::error& err) { job->done(failure(err)); });
-    },
-  };
-}
 
 class actor_gateway final : public gateway {
 public:
@@ -126,7 +64,7 @@ public:
   }
 
 private:
-  const caf::actor& next_courier() {
+  const courier_actor& next_courier() {
     return couriers_[next_.fetch_add(1, std::memory_order_relaxed) % couriers_.size()];
   }
 
@@ -138,7 +76,7 @@ private:
   caf::actor_system& sys_;
   db_actor db_;
   caf::timespan timeout_;
-  std::vector<caf::actor> couriers_;
+  std::vector<courier_actor> couriers_;
   std::atomic<size_t> next_{0};
 };
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "actors/errc.hpp"
-#include "actors/model.hpp"
+#include "actors/model/model.hpp"
 
 namespace todo {
 

@@ -3,8 +3,12 @@
 
 #include <caf/all.hpp>
 
+#include <functional>
+#include <memory>
+
 #include "actors/errc.hpp"
-#include "actors/model.hpp"
+#include "actors/gateway.hpp"
+#include "actors/model/model.hpp"
 
 namespace todo {
 
@@ -20,6 +24,17 @@ struct db_outcome {
   task_result result;
 };
 
+/// One request on its way through the actors: what the gateway hands a courier.
+struct courier_job {
+  std::string token;
+  std::string scoped_user;   // {user_id} of the scoped route family, else empty
+  task_cmd cmd;
+  bool authorize_only = false; // check the token and the scoped user, run nothing
+  std::function<void(reply)> done; // called exactly once, on an actor thread
+};
+
+using courier_job_ptr = std::shared_ptr<courier_job>;
+
 } // namespace todo
 
 // CAF 0.17: our value types hold std::optional, which its inspectors do not know; they
@@ -28,6 +43,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_outcome>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::courier_job_ptr)
 CAF_ERROR_CODE_ENUM(todo::errc, "todo")
 
 namespace todo {
@@ -36,7 +52,6 @@ namespace atom {
 using verify = caf::atom_constant<caf::atom("verify")>;
 using exec = caf::atom_constant<caf::atom("exec")>;
 using ping = caf::atom_constant<caf::atom("ping")>;
-using retire = caf::atom_constant<caf::atom("retire")>;
 using tick = caf::atom_constant<caf::atom("tick")>;
 using count = caf::atom_constant<caf::atom("count")>;
 using jwks = caf::atom_constant<caf::atom("jwks")>;
@@ -85,6 +100,12 @@ using user_registry_actor = caf::typed_actor<
   // Answers how many task managers are alive.
   caf::replies_to<atom::count>::with<size_t>>;
 
+/// Carries requests from the HTTP layer into the actors; long-lived, any number at a time.
+using courier_actor = caf::typed_actor<
+  // Verifies the job's token (auth), checks the scoped user (errc::forbidden), runs the command
+  // through the user's registry shard, and calls the job's `done` once with the outcome.
+  caf::reacts_to<courier_job_ptr>>;
+
 /// Drops the timeout of the request whose answer is being handled. CAF 0.17 leaves it
 /// scheduled (holding a strong reference to the requester) until it fires, even after the
 /// answer came: at tens of thousands of requests per second that is a lot of memory. Call it
@@ -92,6 +113,17 @@ using user_registry_actor = caf::typed_actor<
 template <class Self>
 void forget_request_timeout(Self* self) {
   self->clock().cancel_request_timeout(self, self->current_message_id());
+}
+
+/// The service's reading of an error that came back from an actor, and the one place that
+/// translates a caf::error: our own codes stay as they are (with their reason), a timeout is
+/// db_unavailable (a statement may have committed or not: never a 2xx), anything else internal.
+inline caf::error as_service_error(caf::error err) {
+  if (err.category() == caf::atom("todo"))
+    return err;
+  if (err == caf::sec::request_timeout)
+    return caf::make_error(errc::db_unavailable);
+  return caf::make_error(errc::internal);
 }
 
 /// Returns the short reason carried by an error's context, or an empty string.

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "actors/task_json.hpp"
+#include "actors/model/task_json.hpp"
 
 namespace todo {
 
@@ -13,14 +13,7 @@ using self_ptr = task_manager_actor::stateful_pointer<task_manager_state>;
 using promise = caf::typed_response_promise<task_result>;
 
 bool is_mutation(op kind) {
-  return kind == op::create || kind == op::update || kind == op::toggle || kind == op::remove;
-}
-
-caf::error map_error(caf::error err) {
-  // A timeout means we do not know whether the statement committed: never a 2xx.
-  if (err == caf::sec::request_timeout)
-    return caf::make_error(errc::db_unavailable);
-  return err;
+  return kind == op::create || kind == op::update || kind == op::complete || kind == op::remove;
 }
 
 // Keeps the cache equal to what the database committed for one answered mutation.
@@ -69,6 +62,17 @@ bool expired(const task_cmd& cmd) {
 void mutate(self_ptr self, task_cmd cmd, promise rp);
 void check_then_mutate(self_ptr self, task_cmd cmd, promise rp);
 
+// Renders an answer's JSON when the cache did not supply it: the one place a reply becomes
+// JSON, so that the HTTP layer only sends bytes.
+void render(op kind, task_result& r) {
+  if (!r.json.empty() || kind == op::remove)
+    return;
+  if (kind == op::list)
+    write_tasks(r.json, r.rows);
+  else if (!r.rows.empty())
+    write_task(r.json, r.rows.front());
+}
+
 void handle(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
   bool from_cache = st.cache && (cmd.kind == op::list || cmd.kind == op::fetch);
@@ -83,15 +87,17 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
       answer_from_cache(self, cmd, rp);
       return;
     }
+    auto kind = cmd.kind;
     self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
       .then(
-        [self, rp](task_result& r) mutable {
+        [self, rp, kind](task_result& r) mutable {
           forget_request_timeout(self);
+          render(kind, r);
           rp.deliver(std::move(r));
         },
         [self, rp](caf::error& err) mutable {
           forget_request_timeout(self);
-          rp.deliver(map_error(std::move(err)));
+          rp.deliver(as_service_error(std::move(err)));
         });
     return;
   }
@@ -139,7 +145,7 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
       },
       [self, rp](caf::error& err) mutable {
         forget_request_timeout(self);
-        rp.deliver(map_error(std::move(err)));
+        rp.deliver(as_service_error(std::move(err)));
       });
 }
 
@@ -159,6 +165,7 @@ void mutate(self_ptr self, task_cmd cmd, promise rp) {
           if (i != self->state.cache->end())
             r.json = i->second.json; // rendered once, for the cache and this answer
         }
+        render(copy.kind, r);
         rp.deliver(std::move(r));
       },
       [self, rp, copy](caf::error& err) mutable {
@@ -170,7 +177,7 @@ void mutate(self_ptr self, task_cmd cmd, promise rp) {
           // The outcome is unknown (or odd): forget what we knew, reload on next use.
           self->state.cache.reset();
         }
-        rp.deliver(map_error(std::move(err)));
+        rp.deliver(as_service_error(std::move(err)));
       });
 }
 
@@ -280,7 +287,7 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
           },
           [self, rp](caf::error& err) mutable {
             forget_request_timeout(self);
-            rp.deliver(map_error(std::move(err)));
+            rp.deliver(as_service_error(std::move(err)));
           });
       return rp;
     },

@@ -4,11 +4,6 @@
 
 namespace todo {
 
-namespace {
-
-
-} // namespace
-
 user_registry_actor::behavior_type
 user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, db_actor db,
               registry_limits limits) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "config/text.hpp"
+
 namespace todo::log {
 
 namespace {
@@ -15,23 +17,7 @@ std::atomic<bool> as_json{false};
 
 const char* names[] = {"debug", "info", "warn", "error"};
 
-void append_escaped(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
+using text::append_json_escaped;
 
 void append_time(std::string& out) {
   auto now = std::chrono::system_clock::now();
@@ -55,6 +41,16 @@ void emit(std::string& line) {
 
 } // namespace
 
+level parse_level(std::string_view name) {
+  if (name == "debug")
+    return level::debug;
+  if (name == "warn")
+    return level::warn;
+  if (name == "error")
+    return level::error;
+  return level::info;
+}
+
 void configure(level min, bool json) {
   min_level = min;
   as_json = json;
@@ -75,7 +71,7 @@ void write(level lvl, std::string_view msg) {
     line += "\",\"level\":\"";
     line += names[static_cast<int>(lvl)];
     line += "\",\"msg\":\"";
-    append_escaped(line, msg);
+    append_json_escaped(line, msg);
     line += "\"}";
   } else {
     append_time(line);
@@ -99,12 +95,12 @@ void request(std::string_view method, std::string_view path, unsigned status,
     line += "{\"time\":\"";
     append_time(line);
     line += "\",\"level\":\"info\",\"method\":\"";
-    append_escaped(line, method);
+    append_json_escaped(line, method);
     line += "\",\"path\":\"";
-    append_escaped(line, path);
+    append_json_escaped(line, path);
     line += "\",\"status\":" + std::to_string(status) + ",\"duration_ms\":" + dur +
             ",\"request_id\":\"";
-    append_escaped(line, request_id);
+    append_json_escaped(line, request_id);
     line += "\"}";
   } else {
     append_time(line);

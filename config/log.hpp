@@ -8,6 +8,9 @@ namespace todo::log {
 
 enum class level : uint8_t { debug, info, warn, error };
 
+/// Returns the level named by LOG_LEVEL's validated value (debug, info, warn, error).
+level parse_level(std::string_view name);
+
 /// Sets the lowest level written and whether lines are JSON objects or plain text.
 void configure(level min, bool json);
 

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string_view>
 #include <thread>
 
 #include <unistd.h> // environ (glibc declares it under _GNU_SOURCE, which g++ defines)
+
+#include "config/text.hpp"
 
 namespace todo {
 
@@ -28,21 +32,8 @@ struct spec {
   apply_fn apply;
 };
 
-std::string_view trim(std::string_view s) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using text::lower;
+using text::trim;
 
 /// Returns `--db-pool-size` for `DB_POOL_SIZE`.
 std::string flag_of(std::string_view env) {
@@ -409,6 +400,15 @@ std::map<std::string, std::string> parse_dotenv(const std::string& text) {
     out[std::string(key)] = std::move(result);
   }
   return out;
+}
+
+std::string read_dotenv_file() {
+  std::ifstream in{".env"};
+  if (!in)
+    return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::map<std::string, std::string> environment_map() {

@@ -71,6 +71,9 @@ load_result load_settings(const std::vector<std::string>& args,
 /// Parses `.env` text: KEY=VALUE lines, `#` comments, optional `export `, quoted values.
 std::map<std::string, std::string> parse_dotenv(const std::string& text);
 
+/// Returns the text of `.env` in the working directory, or an empty string when there is none.
+std::string read_dotenv_file();
+
 /// Returns the current process environment as a map.
 std::map<std::string, std::string> environment_map();
 

@@ -1,6 +1,7 @@
 #include "http/json_codec.hpp"
 
-#include "actors/task_json.hpp"
+#include "actors/model/task_json.hpp"
+#include "config/text.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
@@ -38,11 +39,8 @@ constexpr std::string_view loc_title = R"("body","title")";
 constexpr std::string_view loc_description = R"("body","description")";
 constexpr std::string_view loc_completed = R"("body","completed")";
 
-void append_int(std::string& out, int64_t x) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, x);
-  out.append(buf, res.ptr);
-}
+using text::append_int;
+using text::append_json_escaped;
 
 /// Collects pydantic-style error entries and renders the {"detail":[...]} body.
 class error_list {
@@ -251,15 +249,7 @@ bool is_json_space(char c) {
 
 /// Percent-decodes a query component with '+' as space; a malformed escape stays literal.
 std::string query_decode(std::string_view in) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
+  auto hex = text::hex_value;
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -323,7 +313,7 @@ parsed<std::optional<bool>> parse_complete(std::string_view body) {
   while (i < body.size() && is_json_space(body[i]))
     ++i;
   if (i == body.size()) {
-    out.value.emplace(); // engaged, holding nullopt: toggle
+    out.value.emplace(); // engaged, holding nullopt: flip
     return out;
   }
   unsigned char buf[1024];
@@ -453,18 +443,6 @@ std::string detail_body(std::string_view msg) {
   append_json_escaped(out, msg);
   out += "\"}";
   return out;
-}
-
-std::string format_timestamp(int64_t micros) {
-  return todo::format_timestamp(micros);
-}
-
-void write_task(std::string& out, const task& t) {
-  todo::write_task(out, t);
-}
-
-void write_tasks(std::string& out, const std::vector<task>& ts) {
-  todo::write_tasks(out, ts);
 }
 
 } // namespace todo::http

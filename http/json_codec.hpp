@@ -2,7 +2,7 @@
 // Request validation and response encoding for the bodies of API.md §3. Pure code: no Beast,
 // no CAF. Error bodies follow FastAPI/pydantic v2: {"detail":[{"type","loc","msg"}, ...]}.
 
-#include "actors/model.hpp"
+#include "actors/model/model.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -33,7 +33,7 @@ parsed<task_patch> parse_update(std::string_view body);
 /// Validates the optional body of `PATCH .../complete`.
 ///
 /// An empty or whitespace-only body, `null`, `{}` or an object without `completed` yield an
-/// engaged value holding nullopt (toggle); `{"completed": b}` yields b (set).
+/// engaged value holding nullopt (flip); `{"completed": b}` yields b (set).
 parsed<std::optional<bool>> parse_complete(std::string_view body);
 
 /// Validates the query string of `GET /api/tasks` (the raw text after '?', may be empty).
@@ -45,16 +45,7 @@ parsed<task_query> parse_query(std::string_view query_string);
 /// Validates a raw `{id}` path segment: ASCII digits only, value in 1..INT64_MAX.
 parsed<int64_t> parse_task_id(std::string_view segment);
 
-/// Appends the Task JSON of API.md §3 to `out`, without building a DOM.
-void write_task(std::string& out, const task& t);
-
-/// Appends a JSON array of Task objects to `out`.
-void write_tasks(std::string& out, const std::vector<task>& ts);
-
 /// Returns {"detail":"<msg>"} with proper JSON string escaping.
 std::string detail_body(std::string_view msg);
-
-/// Formats microseconds since epoch as 2026-11-24T03:10:00.123456Z.
-std::string format_timestamp(int64_t micros);
 
 } // namespace todo::http

@@ -48,7 +48,7 @@ void listener::accept() {
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       if (ctx_.connections.load() >= static_cast<size_t>(ctx_.cfg.max_connections))
-        refuse_connection(std::move(socket));
+        refuse_connection(std::move(socket), ctx_);
       else
         start_session(std::move(socket), ctx_);
     } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {

@@ -41,6 +41,6 @@ private:
 void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx);
 
 /// Answers 503 with Retry-After and closes (defined in session.cpp).
-void refuse_connection(boost::asio::ip::tcp::socket socket);
+void refuse_connection(boost::asio::ip::tcp::socket socket, server_context& ctx);
 
 } // namespace todo::http

@@ -1,5 +1,7 @@
 #include "http/router.hpp"
 
+#include "config/text.hpp"
+
 #include <array>
 #include <cstddef>
 
@@ -16,36 +18,7 @@ constexpr std::string_view allow_complete = "PATCH";
 // /api/{user_id}/tasks/{id}/complete is the longest route: four segments after /api/.
 constexpr std::size_t max_segments = 4;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/// Percent-decodes a path segment into `out`; returns false on a malformed escape.
-bool percent_decode(std::string_view in, std::string& out) {
-  out.clear();
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]); // '+' is literal in a path; only query strings use it for space
-      continue;
-    }
-    if (in.size() - i < 3)
-      return false;
-    int hi = hex_value(in[i + 1]);
-    int lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0)
-      return false;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
+using text::percent_decode;
 
 /// Returns a result that only says whether the path was under /api/.
 route_result not_found(bool api) {

@@ -4,7 +4,7 @@
 
 namespace todo::http {
 
-error_response map_error(errc code, const std::string& reason) {
+error_status status_of(errc code, const std::string& reason) {
   switch (code) {
     case errc::task_not_found:
       return {404, detail_body("Task not found")};
@@ -22,6 +22,20 @@ error_response map_error(errc code, const std::string& reason) {
       return {412, detail_body("Precondition Failed")};
     case errc::invalid_input:
       return {400, detail_body(reason.empty() ? "Bad Request" : reason)};
+    case errc::route_not_found:
+      return {404, detail_body("Not Found")};
+    case errc::method_not_allowed:
+      return {405, detail_body("Method Not Allowed")};
+    case errc::unsupported_media_type:
+      return {415, detail_body("Content-Type must be application/json")};
+    case errc::body_too_large:
+      return {413, detail_body("Request body too large")};
+    case errc::headers_too_large:
+      return {431, detail_body("Request Header Fields Too Large")};
+    case errc::bad_request:
+      return {400, detail_body("Bad Request")};
+    case errc::too_many_connections:
+      return {503, detail_body("too many connections"), nullptr, "1"};
     case errc::none:
     case errc::internal:
       break;

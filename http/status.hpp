@@ -7,7 +7,7 @@
 namespace todo::http {
 
 /// The HTTP form of a service error.
-struct error_response {
+struct error_status {
   unsigned status = 500;
   std::string body;              // {"detail": ...}
   const char* www_authenticate = nullptr; // set for 401
@@ -15,6 +15,6 @@ struct error_response {
 };
 
 /// Chooses the status and body for an error code; the only place that does.
-error_response map_error(errc code, const std::string& reason);
+error_status status_of(errc code, const std::string& reason);
 
 } // namespace todo::http

@@ -23,12 +23,10 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
     self->request(worker, worker_timeout, atom::ping::value)
       .then(
         [self, worker, rp](bool ok) mutable {
-          forget_request_timeout(self);
           rp.deliver(ok);
           finish(self, worker);
         },
         [self, worker, rp](caf::error&) mutable {
-          forget_request_timeout(self);
           rp.deliver(false);
           finish(self, worker);
         });
@@ -38,12 +36,10 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
   self->request(worker, worker_timeout, atom::exec::value, std::move(job.user), std::move(job.cmd))
     .then(
       [self, worker, rp](task_result& r) mutable {
-        forget_request_timeout(self);
         rp.deliver(std::move(r));
         finish(self, worker);
       },
       [self, worker, rp](caf::error& err) mutable {
-        forget_request_timeout(self);
         rp.deliver(std::move(err));
         finish(self, worker);
       });
@@ -51,7 +47,7 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
 
 bool is_mutation(const db_pool_state::job& j) {
   auto k = j.cmd.kind;
-  return !j.ping && (k == op::create || k == op::update || k == op::toggle || k == op::remove);
+  return !j.ping && (k == op::create || k == op::update || k == op::complete || k == op::remove);
 }
 
 // Returns true (and answers the job) when its requester has given up already: do not run a
@@ -79,7 +75,6 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
       [self, worker, rps](std::vector<db_outcome>& outs) mutable {
-        forget_request_timeout(self);
         for (size_t i = 0; i < rps.size(); ++i) {
           if (i < outs.size() && outs[i].code == errc::none)
             rps[i].deliver(std::move(outs[i].result));
@@ -89,7 +84,6 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
         finish(self, worker);
       },
       [self, worker, rps](caf::error& err) mutable {
-        forget_request_timeout(self);
         for (auto& rp : rps)
           rp.deliver(err);
         finish(self, worker);
@@ -180,11 +174,10 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
   };
 }
 
-db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg, detach mode) {
+db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg) {
   std::vector<db_worker_actor> workers;
   for (size_t i = 0; i < cfg.pool_size; ++i)
-    workers.push_back(mode == detach::yes ? sys.spawn<caf::detached>(db_worker, cfg)
-                                          : sys.spawn(db_worker, cfg));
+    workers.push_back(sys.spawn<caf::detached>(db_worker, cfg)); // blocking: a thread each
   auto pool = sys.spawn(db_pool, std::move(workers), cfg.queue_limit, cfg.timeout,
                         cfg.max_batch);
   return pool;

@@ -7,7 +7,6 @@
 
 namespace todo::db {
 
-enum class detach { yes, no }; // `no` only in deterministic actor tests
 
 struct db_pool_state {
   struct job {
@@ -33,6 +32,6 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 caf::timespan max_wait, size_t max_batch = 64);
 
 /// Spawns `cfg.pool_size` workers (each on its own thread) behind one pool actor.
-db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg, detach mode = detach::yes);
+db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg);
 
 } // namespace todo::db

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "config/log.hpp"
+#include "persistence/conninfo.hpp"
 #include "persistence/sql.hpp"
 
 namespace todo::db {
@@ -19,32 +20,6 @@ struct connection_holder {
 
 db_worker_state::db_worker_state() = default;
 db_worker_state::~db_worker_state() = default;
-
-std::string with_timeouts(const std::string& conninfo, caf::timespan timeout) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-  auto secs = std::max<long long>(1, (ms + 999) / 1000);
-  // A peer that vanishes without closing (a network black hole) must not pin a worker: TCP
-  // keepalives and tcp_user_timeout make libpq notice. Settings the URL has win.
-  std::vector<std::pair<std::string, std::string>> params{
-    {"connect_timeout", std::to_string(secs)},
-    {"keepalives", "1"},
-    {"keepalives_idle", "10"},
-    {"keepalives_interval", "5"},
-    {"keepalives_count", "3"},
-    {"tcp_user_timeout", std::to_string(std::max<long long>(5000, 2 * ms))},
-  };
-  bool url = conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0;
-  std::string out = conninfo;
-  for (const auto& [key, value] : params) {
-    if (conninfo.find(key + "=") != std::string::npos)
-      continue;
-    if (url)
-      out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
-    else
-      out += (out.empty() ? "" : " ") + key + "=" + value;
-  }
-  return out;
-}
 
 namespace {
 
@@ -94,8 +69,8 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
       return one(tx.exec_prepared("update", cmd.id, user, opt_cstr(p.title),
                                   p.set_description ? "true" : "false",
                                   opt_cstr(p.description), opt_bool(p.completed)));
-    case op::toggle:
-      return one(tx.exec_prepared("toggle", cmd.id, user, opt_bool(p.completed)));
+    case op::complete:
+      return one(tx.exec_prepared("complete", cmd.id, user, opt_bool(p.completed)));
     case op::remove: {
       auto r = tx.exec_prepared("remove", cmd.id, user);
       if (r.affected_rows() == 0)
@@ -185,9 +160,9 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
   };
   array_literal cu, ct, cd;                 // create
   array_literal ui, uu, ut, usd, ud, uc;    // update
-  array_literal ti, tu, tv;                 // toggle
+  array_literal ti, tu, tv;                 // complete
   array_literal ri, ru;                     // remove
-  size_t creates = 0, updates = 0, toggles = 0, removes = 0;
+  size_t creates = 0, updates = 0, completes = 0, removes = 0;
   for (const auto& j : jobs) {
     const auto& p = j.cmd.patch;
     switch (j.cmd.kind) {
@@ -206,11 +181,11 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
         uc.add(p.completed);
         ++updates;
         break;
-      case op::toggle:
+      case op::complete:
         ti.add(j.cmd.id);
         tu.add(std::optional<std::string>{j.user});
         tv.add(p.completed);
-        ++toggles;
+        ++completes;
         break;
       case op::remove:
         ri.add(j.cmd.id);
@@ -227,8 +202,8 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
     collect(tx.exec_prepared("update_many", ui.done(), uu.done(), ut.done(), usd.done(),
                              ud.done(), uc.done()),
             op::update);
-  if (toggles > 0)
-    collect(tx.exec_prepared("toggle_many", ti.done(), tu.done(), tv.done()), op::toggle);
+  if (completes > 0)
+    collect(tx.exec_prepared("complete_many", ti.done(), tu.done(), tv.done()), op::complete);
   if (removes > 0)
     collect(tx.exec_prepared("remove_many", ri.done(), ru.done()), op::remove);
   return true;

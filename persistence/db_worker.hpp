@@ -5,6 +5,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "persistence/conninfo.hpp"
 
 namespace todo::db {
 
@@ -16,10 +17,6 @@ struct db_config {
   std::string instance_id;           // tags this instance's writes for the change listener
   size_t max_batch = 64;             // mutations per group commit (1: no group commit)
 };
-
-/// Returns `conninfo` with a connect timeout, TCP keepalives and tcp_user_timeout added (each
-/// unless it already names it).
-std::string with_timeouts(const std::string& conninfo, caf::timespan timeout);
 
 struct connection_holder; // the libpqxx connection, kept out of this header
 

@@ -27,7 +27,7 @@ std::vector<statement> make_statements() {
      "THEN updated_at ELSE now() END "
      "WHERE id = $1 AND user_id = $2 RETURNING " + cols},
     // $3 null flips; a value sets (idempotent: setting the current value changes nothing).
-    {"toggle",
+    {"complete",
      "UPDATE tasks SET completed = COALESCE($3::boolean, NOT completed), "
      "updated_at = CASE WHEN $3::boolean IS NOT NULL AND completed = $3::boolean "
      "THEN updated_at ELSE now() END "
@@ -48,7 +48,7 @@ std::vector<statement> make_statements() {
      "FROM unnest($1::int8[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::boolean[]) "
      "AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
        cols},
-    {"toggle_many",
+    {"complete_many",
      "UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
      "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
      "THEN k.updated_at ELSE now() END "

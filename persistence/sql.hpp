@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/model.hpp"
+#include "actors/model/model.hpp"
 
 namespace todo::sql {
 

@@ -8,30 +8,16 @@
 
 #include <libpq-fe.h>
 
+#include "config/log.hpp"
+#include "config/text.hpp"
+#include "persistence/conninfo.hpp"
+#include "persistence/migrations.hpp"
+
 namespace todo::db {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-// Percent-decodes a URL part; leaves a malformed escape as it is.
-std::string percent_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+using text::lower;
 
 // Every spelling of the password that `conninfo` may hold, as written and as decoded; found
 // without libpq, because the string may be one libpq cannot parse.
@@ -81,7 +67,9 @@ std::vector<std::string> password_spellings(const std::string& conninfo) {
     if (p.empty())
       continue;
     all.push_back(p);
-    all.push_back(percent_decode(p));
+    std::string decoded;
+    if (text::percent_decode(p, decoded))
+      all.push_back(decoded);
   }
   return all;
 }
@@ -206,6 +194,28 @@ probe_result wait_for_database(
       on_retry(r.reason, spent);
     std::this_thread::sleep_for(std::min(backoff, wait - spent));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+std::optional<std::string> prepare_database(const std::string& database_url, int64_t timeout_ms,
+                                            int64_t connect_wait_ms) {
+  if (auto problem = conninfo_problem(database_url))
+    return "cannot be parsed: " + *problem;
+  auto conninfo = with_timeouts(database_url, std::chrono::milliseconds(timeout_ms));
+  auto reached = wait_for_database(
+    conninfo, std::chrono::milliseconds(connect_wait_ms),
+    [connect_wait_ms](const std::string& reason, std::chrono::milliseconds spent) {
+      log::warn("database not reachable yet (" + std::to_string(spent.count()) + " of " +
+                std::to_string(connect_wait_ms) + " ms): " + reason + "; retrying");
+    });
+  if (reached.outcome != probe_result::ok)
+    return reached.reason;
+  try {
+    auto n = migrate(conninfo);
+    log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return "cannot apply the schema migrations: " + redact(e.what(), database_url);
   }
 }
 

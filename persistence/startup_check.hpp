@@ -41,4 +41,12 @@ probe_result wait_for_database(
   const std::function<void(const std::string& reason, std::chrono::milliseconds spent)>&
     on_retry);
 
+/// Reaches the database and applies the migrations: returns nothing when the schema is up to
+/// date, else why not, on one line without the password. A DATABASE_URL mistake (unparsable,
+/// unknown option value, database or role, bad credentials) is returned at once; a server that
+/// is not up yet is waited for, up to `connect_wait_ms`, each failed attempt logged with why.
+/// `timeout_ms` is the connect timeout of each attempt (DB_TIMEOUT_MS).
+std::optional<std::string> prepare_database(const std::string& database_url, int64_t timeout_ms,
+                                            int64_t connect_wait_ms);
+
 } // namespace todo::db

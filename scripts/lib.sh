@@ -21,6 +21,8 @@ die() {
 # Names the command that failed when nothing else did (set -E carries it into functions).
 on_err() {
   local rc=$1 line=$2 cmd=$3
+  # Inside $(...) the caller decides; it reports the failure itself if it stops because of it.
+  [ "$BASH_SUBSHELL" = 0 ] || return 0
   say ""
   say "!! $(basename "$0") stopped: '$cmd' exited $rc (line $line of ${BASH_SOURCE[1]:-$0})"
   say "   what to do: read the message above; run again with 'bash -x $0' to see every step"
@@ -76,6 +78,11 @@ ensure_deps() {
   export DEBIAN_FRONTEND=noninteractive
   install_once() { apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; }
   : >"$log"
+  if ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null; then
+    # A new machine has no package lists yet.
+    say "   fetching the package lists (apt-get update)"
+    apt-get update >>"$log" 2>&1 || true
+  fi
   if ! install_once; then
     # An earlier install that was interrupted leaves dpkg half-done; stale package lists name
     # files the mirror no longer has. Repair both, then try again.

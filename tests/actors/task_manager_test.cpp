@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "actors/task_json.hpp"
+#include "actors/model/task_json.hpp"
 #include "actors/task_manager.hpp"
 #include "tests/support/deterministic_system.hpp"
 #include "tests/support/fake_db.hpp"
@@ -11,13 +11,6 @@ using namespace todo;
 using todo::test::deterministic_system;
 
 namespace {
-
-task_cmd create(std::string title) {
-  task_cmd c;
-  c.kind = op::create;
-  c.patch.title = std::move(title);
-  return c;
-}
 
 task_cmd by_id(op kind, int64_t id) {
   task_cmd c;
@@ -42,14 +35,14 @@ struct manager_fixture : deterministic_system {
 
 TEST_CASE_METHOD(manager_fixture, "a task manager sends one mutation at a time to the database") {
   auto alice = spawn_manager("alice");
-  auto made = ask<task_result>(alice, atom::exec::value, create("milk"));
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
   REQUIRE(made);
   auto id = made->rows.at(0).id;
   data->hold = true;
   auto before = data->log.size();
   std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
   for (int i = 0; i < 5; ++i)
-    answers.push_back(ask_later<task_result>(alice, atom::exec::value, by_id(op::toggle, id)));
+    answers.push_back(ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id)));
   run();
   // The manager waits for the first toggle before it even reads the second.
   CHECK(data->log.size() == before + 1);
@@ -73,7 +66,7 @@ TEST_CASE_METHOD(manager_fixture, "a burst of creates is applied in arrival orde
   std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
   for (int i = 0; i < 100; ++i)
     answers.push_back(
-      ask_later<task_result>(alice, atom::exec::value, create("t" + std::to_string(i))));
+      ask_later<task_result>(alice, atom::exec::value, test::create_cmd("t" + std::to_string(i))));
   run();
   int64_t last_id = 0;
   for (int i = 0; i < 100; ++i) {
@@ -94,10 +87,10 @@ TEST_CASE_METHOD(manager_fixture, "a burst of creates is applied in arrival orde
 TEST_CASE_METHOD(manager_fixture, "a user's actor never sees another user's tasks") {
   auto alice = spawn_manager("alice");
   auto bob = spawn_manager("bob");
-  auto made = ask<task_result>(alice, atom::exec::value, create("alice's"));
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("alice's"));
   REQUIRE(made);
   auto id = made->rows.at(0).id;
-  for (auto kind : {op::fetch, op::toggle, op::remove}) {
+  for (auto kind : {op::fetch, op::complete, op::remove}) {
     auto r = ask<task_result>(bob, atom::exec::value, by_id(kind, id));
     REQUIRE_FALSE(r);
     CHECK(r.error() == errc::task_not_found);
@@ -123,7 +116,7 @@ TEST_CASE_METHOD(manager_fixture, "a user's actor never sees another user's task
 TEST_CASE_METHOD(manager_fixture, "a database that does not answer in time gives db_unavailable") {
   auto alice = spawn_manager("alice");
   data->hold = true;
-  auto answer = ask_later<task_result>(alice, atom::exec::value, create("slow"));
+  auto answer = ask_later<task_result>(alice, atom::exec::value, test::create_cmd("slow"));
   run();
   CHECK_FALSE(answer->has_value());
   sched.clock().advance_time(std::chrono::seconds(3));
@@ -136,7 +129,7 @@ TEST_CASE_METHOD(manager_fixture, "a database that does not answer in time gives
 
 TEST_CASE_METHOD(manager_fixture, "reads are answered from the cache after one load") {
   auto alice = spawn_manager("alice");
-  auto made = ask<task_result>(alice, atom::exec::value, create("cached"));
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("cached"));
   REQUIRE(made);
   auto after_create = data->log.size(); // the load, then the insert
   CHECK(after_create == 2);
@@ -169,10 +162,10 @@ TEST_CASE_METHOD(manager_fixture, "after any mix of mutations the cached view eq
     task_cmd c;
     switch (rng() % 5) {
       case 0:
-        c = create("t" + std::to_string(step));
+        c = test::create_cmd("t" + std::to_string(step));
         break;
       case 1:
-        c = by_id(op::toggle, pick());
+        c = by_id(op::complete, pick());
         if (rng() % 2)
           c.patch.completed = rng() % 2 == 0;
         break;
@@ -221,7 +214,7 @@ TEST_CASE_METHOD(manager_fixture, "after any mix of mutations the cached view eq
 
 TEST_CASE_METHOD(manager_fixture, "a manager without a cache reads through to the database") {
   auto alice = spawn_manager("alice", 0);
-  auto made = ask<task_result>(alice, atom::exec::value, create("plain"));
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("plain"));
   REQUIRE(made);
   auto before = data->log.size();
   REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id)));
@@ -232,7 +225,7 @@ TEST_CASE_METHOD(manager_fixture, "a manager without a cache reads through to th
 TEST_CASE_METHOD(manager_fixture, "If-Match is checked with and without a cache") {
   for (size_t cache_limit : {size_t{10000}, size_t{0}}) {
     auto alice = spawn_manager("alice", cache_limit);
-    auto made = ask<task_result>(alice, atom::exec::value, create("v1"));
+    auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("v1"));
     REQUIRE(made);
     std::string json;
     write_task(json, made->rows.at(0));

@@ -9,13 +9,6 @@ using todo::test::deterministic_system;
 
 namespace {
 
-task_cmd create(std::string title) {
-  task_cmd c;
-  c.kind = op::create;
-  c.patch.title = std::move(title);
-  return c;
-}
-
 struct registry_fixture : deterministic_system {
   std::shared_ptr<test::fake_db_data> data = std::make_shared<test::fake_db_data>();
   test::fake_db_actor db = sys.spawn(test::fake_db, data);
@@ -46,18 +39,18 @@ struct small_registry : registry_fixture {
 
 TEST_CASE_METHOD(registry_fixture, "the registry spawns exactly one manager per user") {
   CHECK(managers() == 0);
-  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, create("a")));
-  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, create("b")));
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("a")));
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("b")));
   CHECK(managers() == 1);
-  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"bob"}, create("c")));
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"bob"}, test::create_cmd("c")));
   CHECK(managers() == 2);
   CHECK(data->rows["alice"].size() == 2);
   CHECK(data->rows["bob"].size() == 1);
 }
 
 TEST_CASE_METHOD(registry_fixture, "the registry evicts idle managers and respawns on demand") {
-  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, create("a")));
-  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"bob"}, create("b")));
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("a")));
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"bob"}, test::create_cmd("b")));
   CHECK(managers() == 2);
   sched.clock().advance_time(std::chrono::seconds(30));
   run();
@@ -77,7 +70,7 @@ TEST_CASE_METHOD(registry_fixture, "the registry evicts idle managers and respaw
 TEST_CASE_METHOD(registry_fixture, "a manager with work in flight is never evicted") {
   data->hold = true;
   auto answer =
-    ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, create("slow"));
+    ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("slow"));
   run();
   sched.clock().advance_time(std::chrono::seconds(120));
   run();
@@ -93,10 +86,10 @@ TEST_CASE_METHOD(registry_fixture, "a manager with work in flight is never evict
 
 TEST_CASE_METHOD(small_registry, "too many pending requests for one user are refused") {
   data->hold = true;
-  auto a = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, create("1"));
-  auto b = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, create("2"));
-  auto c = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, create("3"));
-  auto d = ask_later<task_result>(registry, atom::exec::value, std::string{"bob"}, create("4"));
+  auto a = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("1"));
+  auto b = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("2"));
+  auto c = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("3"));
+  auto d = ask_later<task_result>(registry, atom::exec::value, std::string{"bob"}, test::create_cmd("4"));
   run();
   REQUIRE(c->has_value());
   REQUIRE_FALSE(**c);

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "actors/model/task_json.hpp"
 #include "http/json_codec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -28,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   t.title = made.value->title.value_or("");
   t.description = made.value->description;
   std::string out;
-  todo::http::write_task(out, t);
+  todo::write_task(out, t);
   auto back = boost::json::parse(out);
   if (back.at("title").as_string() != t.title)
     std::abort();

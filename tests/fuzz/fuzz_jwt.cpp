@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "actors/jwks.hpp"
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwks.hpp"
+#include "actors/tokens/jwt.hpp"
 
 namespace {
 

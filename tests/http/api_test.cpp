@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 #include "tests/http/http_client.hpp"
 
 using namespace todo::test;

@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
+#include "actors/model/task_json.hpp"
 #include "http/json_codec.hpp"
 #include "tests/http/http_client.hpp"
 
@@ -50,7 +51,7 @@ std::string sql_view(const std::string& user) {
     ts.push_back(t);
   }
   std::string out;
-  todo::http::write_tasks(out, ts);
+  todo::write_tasks(out, ts);
   return out;
 }
 

@@ -16,7 +16,7 @@ namespace json = boost::json;
 
 TEST_CASE("50 concurrent toggles of one task flip it exactly 50 times") {
   auto& server = shared_server();
-  auto user = fresh_user("toggle");
+  auto user = fresh_user("complete");
   header_list auth{{"Authorization", "Bearer " + token_for(user)},
                    {"Content-Type", "application/json"}};
   http_client c{server.port()};

@@ -15,7 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 
 namespace todo::test {
 
@@ -134,6 +134,33 @@ bool healthy(unsigned short port) {
 
 } // namespace
 
+int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd) {
+  const char* bin = std::getenv("TODO_API_BINARY");
+  if (!bin)
+    throw std::runtime_error("TODO_API_BINARY must be set (scripts/test)");
+  std::vector<std::string> strings;
+  for (const auto& [k, v] : env)
+    strings.push_back(k + "=" + v);
+  int pid = ::fork();
+  if (pid == 0) {
+    if (stderr_fd >= 0) {
+      ::dup2(stderr_fd, 2);
+      ::close(stderr_fd);
+    }
+    std::vector<char*> envp;
+    for (auto& s : strings)
+      envp.push_back(s.data());
+    envp.push_back(nullptr);
+    // Run in a directory without a .env, so only the settings above apply.
+    if (::chdir("/") != 0)
+      _exit(127);
+    char* argv[] = {const_cast<char*>(bin), nullptr};
+    ::execve(bin, argv, envp.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 server_process::server_process(std::map<std::string, std::string> extra_env)
   : env_(std::move(extra_env)) {
 }
@@ -159,24 +186,9 @@ void server_process::start() {
                                          {"THREADS", "2"}};
   for (const auto& [k, v] : env_)
     env[k] = v;
-  std::vector<std::string> strings;
-  for (const auto& [k, v] : env)
-    strings.push_back(k + "=" + v);
   if (const char* path = std::getenv("PATH"))
-    strings.push_back(std::string{"PATH="} + path);
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    std::vector<char*> envp;
-    for (auto& s : strings)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    // Run in a directory without a .env, so only the settings above apply.
-    if (::chdir("/") != 0)
-      _exit(127);
-    char* argv[] = {const_cast<char*>(bin), nullptr};
-    ::execve(bin, argv, envp.data());
-    _exit(127);
-  }
+    env["PATH"] = path;
+  pid_ = spawn_api(env);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;

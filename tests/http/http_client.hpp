@@ -40,6 +40,10 @@ private:
 /// the connection or `timeout_ms` passes.
 std::string raw_exchange(unsigned short port, const std::string& bytes, int timeout_ms = 3000);
 
+/// Starts TODO_API_BINARY with exactly `env`, in `/` (no .env there); its stderr goes to
+/// `stderr_fd` when that is not -1. Returns the child's pid.
+int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd = -1);
+
 /// The real todo-api binary, started on a free port against TEST_DATABASE_URL.
 class server_process {
 public:

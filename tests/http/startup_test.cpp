@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/http/http_client.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -26,32 +28,13 @@ struct finished {
   std::chrono::milliseconds took{};
 };
 
-// Runs todo-api with exactly `env` (plus PATH), from /, and waits for it to exit.
+// Runs todo-api with exactly `env` and waits (at most `limit`) for it to exit.
 finished run_server(const std::map<std::string, std::string>& env,
                     std::chrono::milliseconds limit = 20s) {
-  const char* bin = std::getenv("TODO_API_BINARY");
-  REQUIRE(bin);
-  std::vector<std::string> strings;
-  for (const auto& [k, v] : env)
-    strings.push_back(k + "=" + v);
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> envp;
-    for (auto& s : strings)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    if (::chdir("/") != 0)
-      _exit(127);
-    char* argv[] = {const_cast<char*>(bin), nullptr};
-    ::execve(bin, argv, envp.data());
-    _exit(127);
-  }
+  pid_t pid = todo::test::spawn_api(env, fds[1]);
   ::close(fds[1]);
   finished out;
   char buf[4096];

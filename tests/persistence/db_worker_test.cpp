@@ -124,10 +124,10 @@ TEST_CASE_METHOD(pool_fixture, "the pool creates, reads, updates, toggles and de
   REQUIRE(empty);
   CHECK(empty->rows.at(0).updated_us == u->rows.at(0).updated_us); // {} changes nothing
 
-  auto tg = exec(user, cmd_for(op::toggle, t.id));
+  auto tg = exec(user, cmd_for(op::complete, t.id));
   REQUIRE(tg);
   CHECK(tg->rows.at(0).completed);
-  auto set = cmd_for(op::toggle, t.id);
+  auto set = cmd_for(op::complete, t.id);
   set.patch.completed = true;
   auto s1 = exec(user, set);
   REQUIRE(s1);
@@ -148,7 +148,7 @@ TEST_CASE_METHOD(pool_fixture, "the pool lists with filter, order and paging") {
   std::vector<int64_t> ids;
   for (auto title : {"b", "a", "c", "d"})
     ids.push_back(make(user, title).id);
-  auto done = cmd_for(op::toggle, ids[1]);
+  auto done = cmd_for(op::complete, ids[1]);
   REQUIRE(exec(user, done));
 
   auto list = cmd_for(op::list);
@@ -254,12 +254,12 @@ TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' muta
   create_c.kind = op::create;
   create_c.patch.title = "quote \" and \\ backslash, {braces}";
   create_c.patch.description = "NULL";
-  auto toggle_a = cmd_for(op::toggle, ta.id);
+  auto toggle_a = cmd_for(op::complete, ta.id);
   auto update_b = cmd_for(op::update, tb.id);
   update_b.patch.title = "b2";
   update_b.patch.set_description = true; // to null
   auto remove_d = cmd_for(op::remove, td.id);
-  auto toggle_missing = cmd_for(op::toggle, ta.id); // e does not own it
+  auto toggle_missing = cmd_for(op::complete, ta.id); // e does not own it
   auto out = batch({{fresh_user(), create_c}, {a, toggle_a}, {b, update_b}, {d, remove_d},
                     {e, toggle_missing}});
   REQUIRE(out.size() == 5);
@@ -276,7 +276,7 @@ TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' muta
   CHECK(exec(d, cmd_for(op::fetch, td.id)).error() == errc::task_not_found);
   CHECK(exec(a, cmd_for(op::fetch, ta.id))->rows.at(0).completed);
   // The same user twice cannot be keyed by user: it runs statement by statement, in order.
-  auto twice = batch({{a, cmd_for(op::toggle, ta.id)}, {a, cmd_for(op::toggle, ta.id)}});
+  auto twice = batch({{a, cmd_for(op::complete, ta.id)}, {a, cmd_for(op::complete, ta.id)}});
   REQUIRE(twice.size() == 2);
   CHECK_FALSE(twice[0].result.rows.at(0).completed);
   CHECK(twice[1].result.rows.at(0).completed);

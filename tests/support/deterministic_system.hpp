@@ -6,6 +6,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/model/model.hpp"
+
 namespace todo::test {
 
 struct deterministic_system {
@@ -16,12 +18,7 @@ struct deterministic_system {
   /// to run: then the answer is caf::sec::request_timeout).
   template <class T, class Handle, class... Ts>
   caf::expected<T> ask(const Handle& dest, Ts... xs) {
-    auto out = std::make_shared<std::optional<caf::expected<T>>>();
-    sys.spawn([=](caf::event_based_actor* self, int) { // CAF 0.17: needs an argument
-      self->request(dest, std::chrono::seconds(3600), xs...)
-        .then([=](T& value) { *out = std::move(value); },
-              [=](caf::error& err) { *out = std::move(err); });
-    }, 0);
+    auto out = ask_later<T>(dest, std::move(xs)...);
     run();
     if (!out->has_value())
       return caf::make_error(caf::sec::request_timeout);
@@ -49,5 +46,13 @@ struct deterministic_system {
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
 };
+
+/// A create command with `title`.
+inline todo::task_cmd create_cmd(std::string title) {
+  todo::task_cmd c;
+  c.kind = todo::op::create;
+  c.patch.title = std::move(title);
+  return c;
+}
 
 } // namespace todo::test

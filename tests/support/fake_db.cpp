@@ -50,7 +50,7 @@ caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const
         t.completed = *cmd.patch.completed;
       t.updated_us = now;
       break;
-    case op::toggle:
+    case op::complete:
       t.completed = cmd.patch.completed.value_or(!t.completed);
       t.updated_us = now;
       break;

@@ -1,4 +1,4 @@
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -14,7 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "actors/jwks.hpp"
+#include "actors/tokens/jwks.hpp"
 
 using namespace todo::jwt;
 

@@ -1,3 +1,4 @@
+#include "actors/model/task_json.hpp"
 #include "http/json_codec.hpp"
 
 #include <boost/json/parse.hpp>

@@ -1,4 +1,4 @@
-#include "actors/token_cache.hpp"
+#include "actors/tokens/token_cache.hpp"
 
 #include <algorithm>
 #include <limits>

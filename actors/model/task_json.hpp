@@ -7,12 +7,9 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/model.hpp"
+#include "actors/model/model.hpp"
 
 namespace todo {
-
-/// Appends `s` as the inside of a JSON string: escapes quotes, backslash and control chars.
-void append_json_escaped(std::string& out, std::string_view s);
 
 /// Appends the Task JSON: timestamps RFC 3339 UTC with 6 fractional digits and Z, a null
 /// description when there is none, no user_id.

@@ -1,4 +1,4 @@
-#include "actors/jwks.hpp"
+#include "actors/tokens/jwks.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "actors/tokens/openssl.hpp"
+
 namespace todo::jwks {
 
 namespace {
@@ -27,21 +29,6 @@ constexpr size_t ed25519_key_bytes = 32;
 // 65537 is universal; a huge exponent only makes every verification slower.
 constexpr size_t max_rsa_exponent_bytes = 8;
 
-struct pkey_deleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_deleter>;
-
-struct pkey_ctx_deleter {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-using pkey_ctx_ptr = std::unique_ptr<EVP_PKEY_CTX, pkey_ctx_deleter>;
-
-struct bn_deleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-using bn_ptr = std::unique_ptr<BIGNUM, bn_deleter>;
-
 struct param_bld_deleter {
   void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
 };
@@ -49,9 +36,10 @@ struct param_deleter {
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
 
-const unsigned char* bytes_of(const std::string& s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
+using jwt::bn_ptr;
+using jwt::bytes_of;
+using jwt::pkey_ctx_ptr;
+using jwt::pkey_ptr;
 
 /// Returns member `name` of `obj` base64url-decoded, or nullopt when absent or malformed.
 std::optional<std::string> b64_member(const json::object& obj, const char* name) {

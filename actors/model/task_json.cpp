@@ -1,44 +1,16 @@
-#include "actors/task_json.hpp"
+#include "actors/model/task_json.hpp"
 
 #include <charconv>
 #include <cstdio>
 
+#include "config/text.hpp"
+
 namespace todo {
 
-/// Appends `s` as the inside of a JSON string: escapes quotes, backslash and control chars.
-void append_json_escaped(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::size_t run = 0; // start of the pending run of bytes that need no escaping
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 0xf];
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-}
+using text::append_int;
+using text::append_json_escaped;
 
 namespace {
-
-void append_int(std::string& out, int64_t x) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, x);
-  out.append(buf, res.ptr);
-}
 
 /// Writes `x` (0 <= x < 10^width) as exactly `width` digits ending just before `end`.
 void put_digits(char* end, int64_t x, int width) {

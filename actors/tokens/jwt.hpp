@@ -11,6 +11,8 @@
 
 #include <openssl/types.h>
 
+#include "actors/tokens/base64url.hpp"
+
 namespace todo::jwt {
 
 /// Why a token was refused; `none` means it was accepted.
@@ -70,7 +72,7 @@ public:
   virtual bool check(std::string_view signing_input, std::string_view signature) const = 0;
 };
 
-/// Finds asymmetric keys by algorithm and key id (a JWKS, in a later task). Implementations
+/// Finds asymmetric keys by algorithm and key id (a JWKS: jwks.hpp). Implementations
 /// must be safe to call from several threads at once.
 class key_source {
 public:
@@ -138,12 +140,5 @@ std::string sign_with_key(std::string_view alg, EVP_PKEY* private_key, std::stri
 /// if any) over `payload_json`, signed with an Ed25519 private JWK ({"kty":"OKP",
 /// "crv":"Ed25519","d":...,"x":...}). Throws std::runtime_error for an unusable JWK.
 std::string sign_eddsa(std::string_view private_jwk_json, std::string_view payload_json);
-
-/// Returns `bytes` in unpadded base64url (RFC 4648 §5).
-std::string base64url_encode(std::string_view bytes);
-
-/// Decodes strict unpadded base64url: only A-Z a-z 0-9 - _, no '=', no whitespace, no length
-/// that is 1 mod 4, and unused trailing bits must be zero. Returns nullopt otherwise.
-std::optional<std::string> base64url_decode(std::string_view text);
 
 } // namespace todo::jwt

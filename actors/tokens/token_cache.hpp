@@ -10,7 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 
 namespace todo {
 

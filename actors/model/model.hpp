@@ -39,10 +39,10 @@ struct task_patch {
 };
 
 /// What a request asks a user's TaskManager to do.
-enum class op : uint8_t { create, fetch, update, toggle, remove, list };
+enum class op : uint8_t { create, fetch, update, complete, remove, list };
 
 /// One command for one user's tasks. Which fields matter depends on `kind`:
-/// create uses patch.title/description; update uses patch; toggle uses
+/// create uses patch.title/description; update uses patch; complete uses
 /// patch.completed (nullopt flips, a value sets); list uses query.
 struct task_cmd {
   op kind = op::fetch;
@@ -58,7 +58,7 @@ struct task_cmd {
 struct task_result {
   std::vector<task> rows;
   int64_t total = 0;
-  std::string json; // when not empty: the answer's JSON, ready to send (rows may be empty)
+  std::string json; // the answer's JSON, ready to send: rendered by the task manager (empty for remove)
 };
 
 } // namespace todo

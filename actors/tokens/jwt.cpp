@@ -1,4 +1,4 @@
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 
 #include <algorithm>
 #include <array>
@@ -20,52 +20,17 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
+#include "actors/tokens/openssl.hpp"
+
 namespace todo::jwt {
 
 namespace {
 
 namespace json = boost::json;
 
-constexpr size_t hs256_signature_bytes = 32;
 constexpr size_t max_subject_bytes = 255;
 // JOSE headers and our claims are flat; deep nesting only serves to burn parser time.
 constexpr size_t max_json_depth = 8;
-
-constexpr std::string_view b64_alphabet =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Returns the 6-bit value of a base64url character, or -1 for anything else.
-int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
-  return -1;
-}
-
-using mac_bytes = std::array<unsigned char, hs256_signature_bytes>;
-
-/// Returns HMAC-SHA256 of `data` under `secret`, or nullopt if OpenSSL fails.
-std::optional<mac_bytes> hmac_sha256(std::string_view secret, std::string_view data) {
-  mac_bytes out{};
-  unsigned int len = 0;
-  // OpenSSL may reject a null key pointer even with length 0, so point at something.
-  static const unsigned char empty_key = 0;
-  const void* key_ptr = secret.empty() ? static_cast<const void*>(&empty_key)
-                                       : static_cast<const void*>(secret.data());
-  auto* res = HMAC(EVP_sha256(), key_ptr, static_cast<int>(secret.size()),
-                   reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
-                   &len);
-  if (res == nullptr || len != out.size())
-    return std::nullopt;
-  return out;
-}
 
 class hs256_key final : public key {
 public:
@@ -83,48 +48,6 @@ public:
 private:
   std::string secret_;
 };
-
-constexpr size_t ecdsa_coordinate_bytes = 32; // P-256
-constexpr size_t ed25519_signature_bytes = 64;
-constexpr int pss_salt_bytes = 32; // RFC 7518 §3.5: the salt is as long as the SHA-256 digest
-constexpr int min_rsa_bits = 2048;
-// Bigger moduli only make verification slower; nothing real uses more than 8192 bits.
-constexpr int max_rsa_bits = 8192;
-
-enum class scheme : uint8_t { eddsa, es256, rs256, ps256 };
-
-std::optional<scheme> scheme_of(std::string_view alg) {
-  if (alg == "EdDSA")
-    return scheme::eddsa;
-  if (alg == "ES256")
-    return scheme::es256;
-  if (alg == "RS256")
-    return scheme::rs256;
-  if (alg == "PS256")
-    return scheme::ps256;
-  return std::nullopt;
-}
-
-struct md_ctx_deleter {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, md_ctx_deleter>;
-
-struct ecdsa_sig_deleter {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-using ecdsa_sig_ptr = std::unique_ptr<ECDSA_SIG, ecdsa_sig_deleter>;
-
-const unsigned char* bytes_of(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-/// Sets RSA-PSS with SHA-256, MGF1-SHA256 and a 32-byte salt on a sign/verify context.
-bool set_pss(EVP_PKEY_CTX* pctx) {
-  return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1
-         && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss_salt_bytes) == 1
-         && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
-}
 
 /// Returns whether `pkey` belongs to the family of `s`.
 bool fits(scheme s, EVP_PKEY* pkey) {
@@ -450,45 +373,6 @@ std::shared_ptr<const key> make_public_key(std::string_view alg, EVP_PKEY* pkey)
   return std::make_shared<const evp_key>(*s, std::string{alg}, pkey);
 }
 
-std::optional<std::string> ecdsa_raw_to_der(std::string_view raw) {
-  if (raw.size() != 2 * ecdsa_coordinate_bytes)
-    return std::nullopt;
-  ecdsa_sig_ptr sig{ECDSA_SIG_new()};
-  BIGNUM* r = BN_bin2bn(bytes_of(raw), ecdsa_coordinate_bytes, nullptr);
-  BIGNUM* s = BN_bin2bn(bytes_of(raw) + ecdsa_coordinate_bytes, ecdsa_coordinate_bytes, nullptr);
-  if (!sig || r == nullptr || s == nullptr || BN_is_zero(r) || BN_is_zero(s)
-      || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return std::nullopt;
-  }
-  int len = i2d_ECDSA_SIG(sig.get(), nullptr);
-  if (len <= 0)
-    return std::nullopt;
-  std::string out(static_cast<size_t>(len), '\0');
-  auto* p = reinterpret_cast<unsigned char*>(out.data());
-  if (i2d_ECDSA_SIG(sig.get(), &p) != len)
-    return std::nullopt;
-  return out;
-}
-
-std::optional<std::string> ecdsa_der_to_raw(std::string_view der) {
-  const auto* p = bytes_of(der);
-  ecdsa_sig_ptr sig{d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()))};
-  if (!sig || p != bytes_of(der) + der.size())
-    return std::nullopt;
-  const BIGNUM* r = nullptr;
-  const BIGNUM* s = nullptr;
-  ECDSA_SIG_get0(sig.get(), &r, &s);
-  std::string out(2 * ecdsa_coordinate_bytes, '\0');
-  auto* o = reinterpret_cast<unsigned char*>(out.data());
-  if (BN_bn2binpad(r, o, ecdsa_coordinate_bytes) != static_cast<int>(ecdsa_coordinate_bytes)
-      || BN_bn2binpad(s, o + ecdsa_coordinate_bytes, ecdsa_coordinate_bytes)
-           != static_cast<int>(ecdsa_coordinate_bytes))
-    return std::nullopt;
-  return out;
-}
-
 verifier::verifier(options opts) : verifier(std::move(opts), nullptr) {}
 
 verifier::verifier(options opts, std::shared_ptr<const key_source> asymmetric)
@@ -517,144 +401,6 @@ outcome verifier::verify(std::string_view token, int64_t now_seconds) const {
     res.error = failure::malformed; // only allocation failures get here
     return res;
   }
-}
-
-std::string sign_hs256(std::string_view secret, std::string_view payload_json) {
-  std::string out = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
-  out += '.';
-  out += base64url_encode(payload_json);
-  auto mac = hmac_sha256(secret, out);
-  if (!mac)
-    throw std::runtime_error("HMAC-SHA256 failed");
-  out += '.';
-  out += base64url_encode(
-    std::string_view{reinterpret_cast<const char*>(mac->data()), mac->size()});
-  return out;
-}
-
-std::string sign_with_key(std::string_view alg, EVP_PKEY* private_key, std::string_view header_json,
-                          std::string_view payload_json) {
-  auto s = scheme_of(alg);
-  if (!s || private_key == nullptr)
-    throw std::runtime_error("unsupported signing algorithm");
-  std::string out = base64url_encode(header_json);
-  out += '.';
-  out += base64url_encode(payload_json);
-  md_ctx_ptr ctx{EVP_MD_CTX_new()};
-  EVP_PKEY_CTX* pctx = nullptr;
-  const EVP_MD* md = *s == scheme::eddsa ? nullptr : EVP_sha256();
-  size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, md, nullptr, private_key) != 1
-      || (*s == scheme::ps256 && !set_pss(pctx))
-      || EVP_DigestSign(ctx.get(), nullptr, &len, bytes_of(out), out.size()) != 1) {
-    ERR_clear_error();
-    throw std::runtime_error("signing failed");
-  }
-  std::string sig(len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, bytes_of(out),
-                     out.size())
-      != 1) {
-    ERR_clear_error();
-    throw std::runtime_error("signing failed");
-  }
-  sig.resize(len);
-  if (*s == scheme::es256) {
-    auto raw = ecdsa_der_to_raw(sig);
-    if (!raw)
-      throw std::runtime_error("signing failed");
-    sig = std::move(*raw);
-  }
-  out += '.';
-  out += base64url_encode(sig);
-  return out;
-}
-
-std::string sign_eddsa(std::string_view private_jwk_json, std::string_view payload_json) {
-  auto jwk = parse_object(private_jwk_json);
-  if (!jwk)
-    throw std::runtime_error("the private JWK is not a JSON object");
-  auto text = [&jwk](const char* name) -> std::optional<std::string> {
-    auto* v = jwk->if_contains(name);
-    if (v == nullptr || !v->is_string())
-      return std::nullopt;
-    return std::string{v->get_string()};
-  };
-  if (text("kty") != "OKP" || text("crv") != "Ed25519")
-    throw std::runtime_error("the private JWK is not an Ed25519 key (kty OKP, crv Ed25519)");
-  auto d_text = text("d");
-  auto d = d_text ? base64url_decode(*d_text) : std::nullopt;
-  if (!d || d->size() != 32)
-    throw std::runtime_error("the private JWK has no valid \"d\"");
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{
-    EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, bytes_of(*d), d->size()),
-    &EVP_PKEY_free};
-  OPENSSL_cleanse(d->data(), d->size());
-  if (!pkey)
-    throw std::runtime_error("the private JWK has no valid \"d\"");
-  if (auto x_text = text("x")) {
-    unsigned char pub[32];
-    size_t pub_len = sizeof(pub);
-    auto x = base64url_decode(*x_text);
-    if (EVP_PKEY_get_raw_public_key(pkey.get(), pub, &pub_len) != 1 || !x
-        || x->size() != pub_len || std::memcmp(x->data(), pub, pub_len) != 0)
-      throw std::runtime_error("the private JWK's \"x\" does not match its \"d\"");
-  }
-  json::object header;
-  header["alg"] = "EdDSA";
-  header["typ"] = "JWT";
-  if (auto kid = text("kid"))
-    header["kid"] = *kid;
-  return sign_with_key("EdDSA", pkey.get(), json::serialize(header), payload_json);
-}
-
-std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  auto byte = [&bytes](size_t n) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[n])); };
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-    out += b64_alphabet[(v >> 6) & 63];
-    out += b64_alphabet[v & 63];
-  }
-  size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t v = byte(i) << 16;
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-  } else if (rest == 2) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-    out += b64_alphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1)
-    return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : text) {
-    int v = b64_value(static_cast<unsigned char>(ch));
-    if (v < 0)
-      return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  // Leftover bits (2 or 4) must be zero, or two encodings would decode to the same bytes.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-    return std::nullopt;
-  return out;
 }
 
 } // namespace todo::jwt

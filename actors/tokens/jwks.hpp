@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/jwt.hpp"
+#include "actors/tokens/jwt.hpp"
 
 namespace todo::jwks {
 

@@ -1,0 +1,308 @@
+#include "http/handler.hpp"
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "actors/model/task_json.hpp" // etag_of, etag_listed
+#include "config/text.hpp"
+#include "http/json_codec.hpp"
+#include "http/router.hpp"
+#include "http/status.hpp"
+
+namespace todo::http {
+
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+constexpr char json_type[] = "application/json";
+
+/// Returns the token of an `Authorization: Bearer <token>` header, or empty.
+std::string_view bearer_token(std::string_view header) {
+  header = text::trim(header);
+  if (header.size() < 7 || !text::iequals(header.substr(0, 6), "bearer") ||
+      (header[6] != ' ' && header[6] != '\t'))
+    return {};
+  return text::trim(header.substr(7));
+}
+
+/// Returns whether a Content-Type names JSON (parameters such as charset allowed).
+bool is_json(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  return text::iequals(text::trim(content_type.substr(0, semi)), json_type);
+}
+
+/// Returns whether a client-sent X-Request-Id is safe to echo and log.
+bool usable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128)
+    return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+/// A response with the headers every answer carries: type, request id, CORS.
+response make_response(const server_context& ctx, const exchange& ex, unsigned status,
+                       std::string body) {
+  response res{static_cast<bhttp::status>(status), ex.version};
+  bool bodiless = status == 204 || status == 304;
+  if (!bodiless) {
+    res.set(bhttp::field::content_type, json_type);
+    res.body() = std::move(body);
+  }
+  res.set("X-Request-Id", ex.request_id);
+  if (!ex.origin.empty()) {
+    res.set(bhttp::field::access_control_allow_origin, ex.origin);
+    res.set(bhttp::field::access_control_allow_credentials, "true");
+    res.set(bhttp::field::access_control_expose_headers, "Location, ETag, X-Total-Count");
+  }
+  if (!ctx.cfg.cors_origins.empty())
+    res.set(bhttp::field::vary, "Origin");
+  return res;
+}
+
+/// Fixes the framing once every header is set: RFC 9110 allows no Content-Length on a 204,
+/// and a 304 has no body.
+response& framed(response& res) {
+  auto status = res.result_int();
+  if (status == 204 || status == 304)
+    res.erase(bhttp::field::content_length);
+  else
+    res.prepare_payload();
+  return res;
+}
+
+response error_response(const server_context& ctx, const exchange& ex, errc code,
+                        const std::string& reason, std::string body = {}) {
+  auto e = status_of(code, reason);
+  auto res = make_response(ctx, ex, e.status, body.empty() ? std::move(e.body) : std::move(body));
+  if (e.www_authenticate)
+    res.set(bhttp::field::www_authenticate, e.www_authenticate);
+  if (e.retry_after)
+    res.set(bhttp::field::retry_after, e.retry_after);
+  return framed(res);
+}
+
+/// A GET's answer with an ETag (a hash of the exact body), or 304 when If-None-Match has it.
+response cacheable_response(const server_context& ctx, const exchange& ex, std::string body) {
+  auto tag = etag_of(body);
+  bool fresh = etag_listed(ex.if_none_match, tag);
+  auto res = make_response(ctx, ex, fresh ? 304 : 200, fresh ? std::string{} : std::move(body));
+  res.set(bhttp::field::etag, tag);
+  return res;
+}
+
+response preflight_response(const server_context& ctx, const exchange& ex) {
+  auto r = route(std::string_view{"GET"}, ex.path);
+  auto res = make_response(ctx, ex, 204, {});
+  if (r.result != route_result::outcome::not_found && !r.allow.empty())
+    res.set(bhttp::field::allow, std::string{r.allow} + ", OPTIONS");
+  if (!ex.origin.empty()) {
+    res.set(bhttp::field::access_control_allow_methods, "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+    res.set(bhttp::field::access_control_allow_headers,
+            "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, "
+            "X-Request-Id");
+    res.set(bhttp::field::access_control_max_age, "600");
+  }
+  return framed(res);
+}
+
+/// The response to a command's reply.
+response reply_response(const server_context& ctx, const exchange& ex, op kind,
+                        const std::string& location_prefix, reply rep) {
+  if (rep.code != errc::none)
+    return error_response(ctx, ex, rep.code, rep.reason);
+  auto& result = rep.result;
+  if (kind == op::list) {
+    auto res = cacheable_response(ctx, ex, std::move(result.json));
+    res.set("X-Total-Count", std::to_string(result.total));
+    return framed(res);
+  }
+  if (kind == op::remove) {
+    auto res = make_response(ctx, ex, 204, {});
+    return framed(res);
+  }
+  // The task manager renders every answer's JSON (task_manager.cpp, render).
+  if (result.rows.empty() || result.json.empty())
+    return error_response(ctx, ex, errc::internal, {});
+  std::string body = std::move(result.json);
+  if (kind == op::fetch) {
+    auto res = cacheable_response(ctx, ex, std::move(body));
+    return framed(res);
+  }
+  auto res = make_response(ctx, ex, kind == op::create ? 201 : 200, std::move(body));
+  if (kind == op::create)
+    res.set(bhttp::field::location, location_prefix + std::to_string(result.rows.front().id));
+  return framed(res);
+}
+
+/// Translates an API request into a command. Returns the command, or (when the request is
+/// invalid) the error to answer once the token has been checked.
+struct translation {
+  task_cmd cmd;
+  std::optional<std::pair<errc, std::string>> invalid; // code and ready body
+};
+
+translation translate(const route_result& r, std::string_view query, const request& req) {
+  translation t;
+  auto& cmd = t.cmd;
+  auto fail = [&t](errc code, std::string body) { t.invalid.emplace(code, std::move(body)); };
+  if (!r.id.empty()) {
+    auto id = parse_task_id(r.id);
+    if (!id) {
+      fail(errc::invalid_input, std::move(id.error_body));
+      return t;
+    }
+    cmd.id = *id.value;
+  }
+  bool takes_body = r.act == action::create || r.act == action::update ||
+                    r.act == action::complete;
+  if (takes_body && !req.body().empty() && !is_json(req[bhttp::field::content_type])) {
+    fail(errc::unsupported_media_type, {});
+    return t;
+  }
+  auto take = [&](auto parsed, auto&& store) {
+    if (parsed)
+      store(std::move(*parsed.value));
+    else
+      fail(errc::invalid_input, std::move(parsed.error_body));
+  };
+  switch (r.act) {
+    case action::list:
+      cmd.kind = op::list;
+      take(parse_query(query), [&](task_query q) { cmd.query = q; });
+      break;
+    case action::create:
+      cmd.kind = op::create;
+      take(parse_create(req.body()), [&](task_patch p) { cmd.patch = std::move(p); });
+      break;
+    case action::update:
+      cmd.kind = op::update;
+      take(parse_update(req.body()), [&](task_patch p) { cmd.patch = std::move(p); });
+      break;
+    case action::complete:
+      cmd.kind = op::complete;
+      take(parse_complete(req.body()), [&](std::optional<bool> c) { cmd.patch.completed = c; });
+      break;
+    case action::fetch:
+      cmd.kind = op::fetch;
+      break;
+    case action::remove:
+      cmd.kind = op::remove;
+      break;
+    default:
+      break;
+  }
+  if (r.act == action::update || r.act == action::remove || r.act == action::complete)
+    cmd.if_match = std::string{req[bhttp::field::if_match]};
+  return t;
+}
+
+void handle_api(server_context& ctx, exchange ex, const route_result& r, std::string_view query,
+                request& req, std::shared_ptr<responder> to) {
+  auto token = bearer_token(req[bhttp::field::authorization]);
+  if (token.empty()) {
+    to->respond(ex, error_response(ctx, ex, errc::unauthorized, {}));
+    return;
+  }
+  auto t = translate(r, query, req);
+  ++ctx.in_flight;
+  auto& c = ctx;
+  if (t.invalid) {
+    // Authentication comes first (401/403 before 400/415): check the token only.
+    auto [code, body] = std::move(*t.invalid);
+    ctx.gw.authorize(std::string{token}, r.user_id,
+                     [&c, to, ex, code = code, body = std::move(body)](reply rep) {
+                       to->post([&c, to, ex, code, body, rep = std::move(rep)] {
+                         --c.in_flight;
+                         to->respond(ex, rep.code != errc::none
+                                           ? error_response(c, ex, rep.code, rep.reason)
+                                           : error_response(c, ex, code, {}, body));
+                       });
+                     });
+    return;
+  }
+  auto kind = t.cmd.kind;
+  std::string location_prefix = r.scoped ? "/api/" + r.user_id + "/tasks/" : "/api/tasks/";
+  ctx.gw.submit(std::string{token}, r.user_id, std::move(t.cmd),
+                [&c, to, ex, kind, location_prefix = std::move(location_prefix)](reply rep) {
+                  to->post([&c, to, ex, kind, location_prefix, rep = std::move(rep)]() mutable {
+                    --c.in_flight;
+                    to->respond(ex, reply_response(c, ex, kind, location_prefix, std::move(rep)));
+                  });
+                });
+}
+
+} // namespace
+
+std::string next_request_id(server_context& ctx) {
+  return ctx.request_id_prefix + std::to_string(++ctx.request_counter);
+}
+
+response early_response(server_context& ctx, const exchange& ex, errc code) {
+  return error_response(ctx, ex, code, {});
+}
+
+void handle_request(server_context& ctx, exchange ex, request& req,
+                    std::shared_ptr<responder> to) {
+  ex.method = std::string{req.method_string()};
+  std::string_view target = req.target();
+  auto q = target.find('?');
+  ex.path = std::string{target.substr(0, q)};
+  std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  auto rid = req["X-Request-Id"];
+  ex.request_id = usable_request_id(rid) ? std::string{rid} : next_request_id(ctx);
+  ex.keep_alive = req.keep_alive();
+  ex.version = req.version();
+  if (req.method() == bhttp::verb::get)
+    ex.if_none_match = std::string{req[bhttp::field::if_none_match]};
+  auto origin = req[bhttp::field::origin];
+  for (const auto& allowed : ctx.cfg.cors_origins)
+    if (!origin.empty() && origin == allowed)
+      ex.origin = std::string{origin};
+
+  auto r = route(ex.method, ex.path);
+  if (req.method() == bhttp::verb::options && r.api) {
+    to->respond(ex, preflight_response(ctx, ex));
+    return;
+  }
+  if (r.result == route_result::outcome::not_found) {
+    to->respond(ex, error_response(ctx, ex, errc::route_not_found, {}));
+    return;
+  }
+  if (r.result == route_result::outcome::method_not_allowed) {
+    auto res = error_response(ctx, ex, errc::method_not_allowed, {});
+    res.set(bhttp::field::allow, r.allow);
+    to->respond(ex, std::move(res));
+    return;
+  }
+  switch (r.act) {
+    case action::health: {
+      auto res = make_response(ctx, ex, 200, R"({"status":"ok"})");
+      to->respond(ex, std::move(framed(res)));
+      return;
+    }
+    case action::ready:
+      ctx.gw.ready([&ctx, to, ex](bool ok) {
+        to->post([&ctx, to, ex, ok] {
+          if (!ok) {
+            to->respond(ex, error_response(ctx, ex, errc::db_unavailable, {}));
+            return;
+          }
+          auto res = make_response(ctx, ex, 200, R"({"status":"ready"})");
+          to->respond(ex, std::move(framed(res)));
+        });
+      });
+      return;
+    default:
+      handle_api(ctx, std::move(ex), r, query, req, std::move(to));
+  }
+}
+
+} // namespace todo::http

@@ -1,0 +1,59 @@
+#pragma once
+// What a request means: a parsed request becomes a command for the actors (or an answer at
+// once), and the actors' reply becomes a response. The session (session.cpp) only moves bytes;
+// this is the `handle_request` of Beast's examples, kept out of it.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "actors/errc.hpp"
+#include "http/server.hpp"
+
+namespace todo::http {
+
+using response = boost::beast::http::response<boost::beast::http::string_body>;
+using request = boost::beast::http::request<boost::beast::http::string_body>;
+
+/// One request's facts that its response needs.
+struct exchange {
+  uint64_t seq = 0; // position on its connection (the session's business)
+  std::chrono::steady_clock::time_point started;
+  std::string method = "-";
+  std::string path = "-";
+  std::string request_id;
+  std::string origin; // set only when CORS allows it
+  std::string if_none_match;
+  bool keep_alive = true;
+  unsigned version = 11;
+};
+
+/// The session side of one request.
+class responder {
+public:
+  virtual ~responder() = default;
+  /// Runs `fn` later on the session's own thread (the actors answer on theirs).
+  virtual void post(std::function<void()> fn) = 0;
+  /// Queues the finished response of `ex`; call it on the session's thread only.
+  virtual void respond(const exchange& ex, response res) = 0;
+};
+
+/// Returns a new request id: the process prefix and a counter.
+std::string next_request_id(server_context& ctx);
+
+/// Answers `req`, whose `seq` and `started` are set in `ex`: at once for what needs no actor
+/// (routing errors, health, preflight), else through the gateway. `to->respond` is called
+/// exactly once.
+void handle_request(server_context& ctx, exchange ex, request& req,
+                    std::shared_ptr<responder> to);
+
+/// A response decided before a request could be read: `code` is bad_request,
+/// headers_too_large, body_too_large or too_many_connections. The connection closes after it.
+response early_response(server_context& ctx, const exchange& ex, errc code);
+
+} // namespace todo::http

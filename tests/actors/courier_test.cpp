@@ -1,0 +1,126 @@
+// The courier on the deterministic coordinator, with the real auth actor (HS256) and the real
+// registry over the in-memory fake DB: it answers every job exactly once, with the outcome of
+// the right step, and runs nothing for a request that fails a check.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "actors/auth.hpp"
+#include "actors/courier.hpp"
+#include "actors/tokens/jwt.hpp"
+#include "tests/support/deterministic_system.hpp"
+#include "tests/support/fake_db.hpp"
+
+using namespace todo;
+
+namespace {
+
+constexpr char secret[] = "courier-test-secret-0123456789abcdef";
+
+std::string token_for(const std::string& sub) {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  return jwt::sign_hs256(secret, R"({"sub":")" + sub + R"(","exp":)" +
+                                   std::to_string(now + 600) + "}");
+}
+
+struct courier_fixture : test::deterministic_system {
+  std::shared_ptr<test::fake_db_data> data = std::make_shared<test::fake_db_data>();
+  test::fake_db_actor db = sys.spawn(test::fake_db, data);
+  auth_actor auth;
+  registry_shards shards;
+  courier_actor carrier;
+  std::vector<reply> replies; // every call of a job's `done`, in order
+
+  courier_fixture() {
+    auth_config acfg;
+    acfg.opts.hs256_secret = secret;
+    acfg.detach_fetch = false;
+    auth = sys.spawn(todo::auth, acfg);
+    registry_limits limits;
+    for (int i = 0; i < 2; ++i)
+      shards.push_back(sys.spawn(user_registry, caf::actor_cast<db_actor>(db), limits));
+    carrier = sys.spawn(courier, auth, std::make_shared<const registry_shards>(shards));
+    run();
+  }
+  ~courier_fixture() {
+    for (auto& s : shards)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(carrier, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
+  }
+
+  // Sends one job and runs the system until nothing is left to do.
+  void carry(std::string token, std::string scoped_user, task_cmd cmd,
+             bool authorize_only = false) {
+    auto job = std::make_shared<courier_job>();
+    job->token = std::move(token);
+    job->scoped_user = std::move(scoped_user);
+    job->cmd = std::move(cmd);
+    job->authorize_only = authorize_only;
+    job->done = [this](reply r) { replies.push_back(std::move(r)); };
+    caf::anon_send(carrier, std::move(job));
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(courier_fixture, "a courier runs a verified user's command and answers once") {
+  carry(token_for("alice"), "", test::create_cmd("milk"));
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].code == errc::none);
+  REQUIRE(replies[0].result.rows.size() == 1);
+  CHECK(replies[0].result.rows[0].title == "milk");
+  CHECK_FALSE(replies[0].result.json.empty()); // rendered by the task manager
+  REQUIRE(data->log.size() >= 1);
+  CHECK(data->log.back().first == "alice"); // the token's subject, nothing else
+}
+
+TEST_CASE_METHOD(courier_fixture, "a bad token is refused and nothing runs") {
+  carry("not-a-token", "", test::create_cmd("x"));
+  carry(jwt::sign_hs256("another-secret-0123456789abcdefgh", R"({"sub":"mallory"})"), "",
+        test::create_cmd("y"));
+  REQUIRE(replies.size() == 2);
+  for (const auto& r : replies) {
+    CHECK(r.code == errc::unauthorized);
+    CHECK_FALSE(r.reason.empty());
+  }
+  CHECK(data->log.empty());
+}
+
+TEST_CASE_METHOD(courier_fixture, "a scoped user who is not the token's subject is forbidden") {
+  carry(token_for("alice"), "bob", test::create_cmd("x"));
+  carry(token_for("alice"), "alice", test::create_cmd("mine"));
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].code == errc::forbidden);
+  CHECK(replies[1].code == errc::none);
+  REQUIRE(data->log.size() >= 1);
+  for (const auto& [user, cmd] : data->log)
+    CHECK(user == "alice");
+}
+
+TEST_CASE_METHOD(courier_fixture, "authorize-only checks the token and the scope, runs nothing") {
+  carry(token_for("alice"), "", test::create_cmd("x"), true);
+  carry(token_for("alice"), "bob", test::create_cmd("x"), true);
+  carry("junk", "", test::create_cmd("x"), true);
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].code == errc::none);
+  CHECK(replies[1].code == errc::forbidden);
+  CHECK(replies[2].code == errc::unauthorized);
+  CHECK(data->log.empty());
+}
+
+TEST_CASE_METHOD(courier_fixture, "an error from the task manager reaches done as its code") {
+  task_cmd fetch;
+  fetch.kind = op::fetch;
+  fetch.id = 424242;
+  carry(token_for("carol"), "", fetch);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].code == errc::task_not_found);
+}
