@@ -69,13 +69,12 @@ response make_response(const server_context& ctx, const exchange& ex, unsigned s
 
 /// Fixes the framing once every header is set: RFC 9110 allows no Content-Length on a 204,
 /// and a 304 has no body.
-response& framed(response& res) {
+void frame(response& res) {
   auto status = res.result_int();
   if (status == 204 || status == 304)
     res.erase(bhttp::field::content_length);
   else
     res.prepare_payload();
-  return res;
 }
 
 response error_response(const server_context& ctx, const exchange& ex, errc code,
@@ -86,7 +85,8 @@ response error_response(const server_context& ctx, const exchange& ex, errc code
     res.set(bhttp::field::www_authenticate, e.www_authenticate);
   if (e.retry_after)
     res.set(bhttp::field::retry_after, e.retry_after);
-  return framed(res);
+  frame(res);
+  return res;
 }
 
 /// A GET's answer with an ETag (a hash of the exact body), or 304 when If-None-Match has it.
@@ -110,7 +110,8 @@ response preflight_response(const server_context& ctx, const exchange& ex) {
             "X-Request-Id");
     res.set(bhttp::field::access_control_max_age, "600");
   }
-  return framed(res);
+  frame(res);
+  return res;
 }
 
 /// The response to a command's reply.
@@ -122,11 +123,13 @@ response reply_response(const server_context& ctx, const exchange& ex, op kind,
   if (kind == op::list) {
     auto res = cacheable_response(ctx, ex, std::move(result.json));
     res.set("X-Total-Count", std::to_string(result.total));
-    return framed(res);
+    frame(res);
+    return res;
   }
   if (kind == op::remove) {
     auto res = make_response(ctx, ex, 204, {});
-    return framed(res);
+    frame(res);
+    return res;
   }
   // The task manager renders every answer's JSON (task_manager.cpp, render).
   if (result.rows.empty() || result.json.empty())
@@ -134,12 +137,14 @@ response reply_response(const server_context& ctx, const exchange& ex, op kind,
   std::string body = std::move(result.json);
   if (kind == op::fetch) {
     auto res = cacheable_response(ctx, ex, std::move(body));
-    return framed(res);
+    frame(res);
+    return res;
   }
   auto res = make_response(ctx, ex, kind == op::create ? 201 : 200, std::move(body));
   if (kind == op::create)
     res.set(bhttp::field::location, location_prefix + std::to_string(result.rows.front().id));
-  return framed(res);
+  frame(res);
+  return res;
 }
 
 /// Translates an API request into a command. Returns the command, or (when the request is
@@ -285,7 +290,8 @@ void handle_request(server_context& ctx, exchange ex, request& req,
   switch (r.act) {
     case action::health: {
       auto res = make_response(ctx, ex, 200, R"({"status":"ok"})");
-      to->respond(ex, std::move(framed(res)));
+      frame(res);
+      to->respond(ex, std::move(res));
       return;
     }
     case action::ready:
@@ -296,7 +302,8 @@ void handle_request(server_context& ctx, exchange ex, request& req,
             return;
           }
           auto res = make_response(ctx, ex, 200, R"({"status":"ready"})");
-          to->respond(ex, std::move(framed(res)));
+          frame(res);
+          to->respond(ex, std::move(res));
         });
       });
       return;

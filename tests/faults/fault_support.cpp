@@ -26,6 +26,8 @@
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
+#include "config/text.hpp"
+
 namespace todo::faults {
 
 namespace beast = boost::beast;
@@ -141,12 +143,8 @@ std::vector<reply> conn::pipeline(const std::vector<request_spec>& reqs, int tim
     r.status = res.result_int();
     r.done_at = clock::now();
     r.ms = ms_between(start, r.done_at);
-    for (const auto& f : res) {
-      std::string name{f.name_string()};
-      for (auto& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = std::string{f.value()};
-    }
+    for (const auto& f : res)
+      r.headers[todo::text::lower(f.name_string())] = std::string{f.value()};
     r.body = std::move(res.body());
     if (!res.keep_alive()) {
       // The server said it closes: the following requests have no answer.

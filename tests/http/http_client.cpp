@@ -15,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "config/text.hpp"
 #include "actors/tokens/jwt.hpp"
 
 namespace todo::test {
@@ -78,12 +79,8 @@ http_response http_client::request(const std::string& method, const std::string&
     auto res = parser.release();
     http_response out;
     out.status = res.result_int();
-    for (const auto& f : res) {
-      std::string name{f.name_string()};
-      for (auto& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out.headers[name] = std::string{f.value()};
-    }
+    for (const auto& f : res)
+      out.headers[todo::text::lower(f.name_string())] = std::string{f.value()};
     out.body = std::move(res.body());
     if (!res.keep_alive()) {
       impl_->stream.socket().close(ec);
