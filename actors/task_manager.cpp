@@ -101,7 +101,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
         });
     return;
   }
-  if (!cmd.if_match.empty()) {
+  if (cmd.if_match) {
     check_then_mutate(self, std::move(cmd), rp);
     return;
   }
@@ -114,7 +114,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
 void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
   auto decide = [self, rp](task_cmd& cmd, const std::string& json) mutable {
-    if (!etag_listed(cmd.if_match, etag_of(json)))
+    if (!etag_listed(*cmd.if_match, etag_of(json), true))
       rp.deliver(caf::make_error(errc::precondition_failed));
     else
       mutate(self, std::move(cmd), rp);

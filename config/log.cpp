@@ -1,5 +1,6 @@
 #include "config/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -87,6 +88,12 @@ void request(std::string_view method, std::string_view path, unsigned status,
              int64_t duration_us, std::string_view request_id) {
   if (!enabled(level::info))
     return;
+  // Request targets come from clients: bytes that are not UTF-8 are written as %XX.
+  std::string cleaned;
+  if (std::any_of(path.begin(), path.end(), [](char c) { return (c & 0x80) != 0; })) {
+    cleaned = text::valid_utf8(path);
+    path = cleaned;
+  }
   std::string line;
   line.reserve(128 + path.size());
   char dur[32];

@@ -22,6 +22,10 @@ int hex_value(char c);
 /// Percent-decodes `in` into `out` (RFC 3986 §2.1); returns false on a malformed escape.
 bool percent_decode(std::string_view in, std::string& out);
 
+/// Returns `s` with every byte that is not part of well-formed UTF-8 written as %XX, so that
+/// a log line stays valid UTF-8 (and valid JSON) whatever a client sent.
+std::string valid_utf8(std::string_view s);
+
 /// Appends `s` as the inside of a JSON string: escapes quotes, backslash and control chars.
 void append_json_escaped(std::string& out, std::string_view s);
 

@@ -47,6 +47,24 @@ bool usable_request_id(std::string_view id) {
   return true;
 }
 
+/// Percent-encodes `s` for one path segment of a URI: only unreserved characters stay
+/// (RFC 3986 §2.3), so no user id can bend a Location header or leave its segment.
+std::string encode_segment(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out;
+}
+
 /// A response with the headers every answer carries: type, request id, CORS.
 response make_response(const server_context& ctx, const exchange& ex, unsigned status,
                        std::string body) {
@@ -75,6 +93,17 @@ void frame(response& res) {
     res.erase(bhttp::field::content_length);
   else
     res.prepare_payload();
+}
+
+/// The answer to a HEAD: the GET answer's fields (Content-Length included), no body bytes
+/// (RFC 9110 §9.3.2); anything else would be read as the start of the next response.
+response& headless(const exchange& ex, response& res) {
+  if (ex.head && !res.body().empty()) {
+    auto n = res.body().size();
+    res.body().clear();
+    res.content_length(n);
+  }
+  return res;
 }
 
 response error_response(const server_context& ctx, const exchange& ex, errc code,
@@ -204,16 +233,32 @@ translation translate(const route_result& r, std::string_view query, const reque
     default:
       break;
   }
-  if (r.act == action::update || r.act == action::remove || r.act == action::complete)
-    cmd.if_match = std::string{req[bhttp::field::if_match]};
+  if ((r.act == action::update || r.act == action::remove || r.act == action::complete) &&
+      req.count(bhttp::field::if_match) > 0) {
+    std::string list;
+    for (auto it = req.find(bhttp::field::if_match);
+         it != req.end() && it->name() == bhttp::field::if_match; ++it)
+      list += (list.empty() ? "" : ",") + std::string{it->value()};
+    cmd.if_match = std::move(list); // present, even when empty: then nothing matches
+  }
   return t;
+}
+
+/// Hands a finished response to the session, without a body when the request was a HEAD.
+void answer(responder& to, const exchange& ex, response res) {
+  to.respond(ex, std::move(headless(ex, res)));
 }
 
 void handle_api(server_context& ctx, exchange ex, const route_result& r, std::string_view query,
                 request& req, std::shared_ptr<responder> to) {
+  if (req.count(bhttp::field::authorization) > 1) {
+    // Two credentials: which one the client meant is a guess we do not make.
+    answer(*to, ex, error_response(ctx, ex, errc::bad_request, {}));
+    return;
+  }
   auto token = bearer_token(req[bhttp::field::authorization]);
   if (token.empty()) {
-    to->respond(ex, error_response(ctx, ex, errc::unauthorized, {}));
+    answer(*to, ex, error_response(ctx, ex, errc::unauthorized, {}));
     return;
   }
   auto t = translate(r, query, req);
@@ -226,7 +271,7 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
                      [&c, to, ex, code = code, body = std::move(body)](reply rep) {
                        to->post([&c, to, ex, code, body, rep = std::move(rep)] {
                          --c.in_flight;
-                         to->respond(ex, rep.code != errc::none
+                         answer(*to, ex, rep.code != errc::none
                                            ? error_response(c, ex, rep.code, rep.reason)
                                            : error_response(c, ex, code, {}, body));
                        });
@@ -234,17 +279,43 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
     return;
   }
   auto kind = t.cmd.kind;
-  std::string location_prefix = r.scoped ? "/api/" + r.user_id + "/tasks/" : "/api/tasks/";
+  std::string location_prefix =
+    r.scoped ? "/api/" + encode_segment(r.user_id) + "/tasks/" : "/api/tasks/";
   ctx.gw.submit(std::string{token}, r.user_id, std::move(t.cmd),
                 [&c, to, ex, kind, location_prefix = std::move(location_prefix)](reply rep) {
                   to->post([&c, to, ex, kind, location_prefix, rep = std::move(rep)]() mutable {
                     --c.in_flight;
-                    to->respond(ex, reply_response(c, ex, kind, location_prefix, std::move(rep)));
+                    answer(*to, ex, reply_response(c, ex, kind, location_prefix, std::move(rep)));
                   });
                 });
 }
 
 } // namespace
+
+bool framing_acceptable(const request& req) {
+  auto te = req.find(bhttp::field::transfer_encoding);
+  if (te != req.end()) {
+    if (req.count(bhttp::field::transfer_encoding) > 1 || req.version() < 11 ||
+        req.count(bhttp::field::content_length) > 0)
+      return false;
+    auto codings = te->value();
+    auto last = codings.substr(codings.rfind(',') == std::string_view::npos
+                                 ? 0
+                                 : codings.rfind(',') + 1);
+    if (!text::iequals(text::trim(last), "chunked"))
+      return false;
+  }
+  return req.version() < 11 || req.count(bhttp::field::host) == 1;
+}
+
+bool header_values_safe(const response& res) {
+  for (const auto& f : res) {
+    auto v = f.value();
+    if (v.find_first_of(std::string_view{"\r\n\0", 3}) != std::string_view::npos)
+      return false;
+  }
+  return true;
+}
 
 std::string next_request_id(server_context& ctx) {
   return ctx.request_id_prefix + std::to_string(++ctx.request_counter);
@@ -257,7 +328,13 @@ response early_response(server_context& ctx, const exchange& ex, errc code) {
 void handle_request(server_context& ctx, exchange ex, request& req,
                     std::shared_ptr<responder> to) {
   ex.method = std::string{req.method_string()};
+  ex.head = req.method() == bhttp::verb::head;
   std::string_view target = req.target();
+  // absolute-form (RFC 9112 §3.2.2): http://host/path is served as /path.
+  if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
+    auto path_at = target.find('/', target.find("//") + 2);
+    target = path_at == std::string_view::npos ? std::string_view{"/"} : target.substr(path_at);
+  }
   auto q = target.find('?');
   ex.path = std::string{target.substr(0, q)};
   std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
@@ -265,45 +342,46 @@ void handle_request(server_context& ctx, exchange ex, request& req,
   ex.request_id = usable_request_id(rid) ? std::string{rid} : next_request_id(ctx);
   ex.keep_alive = req.keep_alive();
   ex.version = req.version();
-  if (req.method() == bhttp::verb::get)
+  if (req.method() == bhttp::verb::get || ex.head)
     ex.if_none_match = std::string{req[bhttp::field::if_none_match]};
   auto origin = req[bhttp::field::origin];
   for (const auto& allowed : ctx.cfg.cors_origins)
     if (!origin.empty() && origin == allowed)
       ex.origin = std::string{origin};
 
-  auto r = route(ex.method, ex.path);
+  // HEAD is GET without the body, on every GET route (same handler, same fields).
+  auto r = route(ex.head ? std::string_view{"GET"} : std::string_view{ex.method}, ex.path);
   if (req.method() == bhttp::verb::options && r.api) {
-    to->respond(ex, preflight_response(ctx, ex));
+    answer(*to, ex, preflight_response(ctx, ex));
     return;
   }
   if (r.result == route_result::outcome::not_found) {
-    to->respond(ex, error_response(ctx, ex, errc::route_not_found, {}));
+    answer(*to, ex, error_response(ctx, ex, errc::route_not_found, {}));
     return;
   }
   if (r.result == route_result::outcome::method_not_allowed) {
     auto res = error_response(ctx, ex, errc::method_not_allowed, {});
     res.set(bhttp::field::allow, r.allow);
-    to->respond(ex, std::move(res));
+    answer(*to, ex, std::move(res));
     return;
   }
   switch (r.act) {
     case action::health: {
       auto res = make_response(ctx, ex, 200, R"({"status":"ok"})");
       frame(res);
-      to->respond(ex, std::move(res));
+      answer(*to, ex, std::move(res));
       return;
     }
     case action::ready:
       ctx.gw.ready([&ctx, to, ex](bool ok) {
         to->post([&ctx, to, ex, ok] {
           if (!ok) {
-            to->respond(ex, error_response(ctx, ex, errc::db_unavailable, {}));
+            answer(*to, ex, error_response(ctx, ex, errc::db_unavailable, {}));
             return;
           }
           auto res = make_response(ctx, ex, 200, R"({"status":"ready"})");
           frame(res);
-          to->respond(ex, std::move(res));
+          answer(*to, ex, std::move(res));
         });
       });
       return;

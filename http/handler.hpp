@@ -30,6 +30,7 @@ struct exchange {
   std::string origin; // set only when CORS allows it
   std::string if_none_match;
   bool keep_alive = true;
+  bool head = false; // a HEAD request: the GET answer's header fields, no body
   unsigned version = 11;
 };
 
@@ -42,6 +43,14 @@ public:
   /// Queues the finished response of `ex`; call it on the session's thread only.
   virtual void respond(const exchange& ex, response res) = 0;
 };
+
+/// Returns whether a request's header frames its body unambiguously (RFC 9112 §6): any
+/// Transfer-Encoding must end in chunked (and comes with no Content-Length), and an HTTP/1.1
+/// request has exactly one Host. Otherwise the session answers 400 and closes.
+bool framing_acceptable(const request& req);
+
+/// Returns whether no header value of `res` holds CR, LF or NUL (checked before every write).
+bool header_values_safe(const response& res);
 
 /// Returns a new request id: the process prefix and a counter.
 std::string next_request_id(server_context& ctx);

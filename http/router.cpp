@@ -10,9 +10,9 @@ namespace todo::http {
 namespace {
 
 constexpr std::string_view api_prefix = "/api/";
-constexpr std::string_view allow_get = "GET";
-constexpr std::string_view allow_collection = "GET, POST";
-constexpr std::string_view allow_item = "GET, PUT, PATCH, DELETE";
+constexpr std::string_view allow_get = "GET, HEAD";
+constexpr std::string_view allow_collection = "GET, HEAD, POST";
+constexpr std::string_view allow_item = "GET, HEAD, PUT, PATCH, DELETE";
 constexpr std::string_view allow_complete = "PATCH";
 
 // /api/{user_id}/tasks/{id}/complete is the longest route: four segments after /api/.

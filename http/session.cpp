@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <deque>
+#include <iterator>
 #include <memory>
 #include <optional>
 
@@ -110,9 +111,36 @@ private:
   }
 
   // A request has begun: the whole of it must arrive within the read timeout (slowloris).
+  // The header comes first: framing is decided on it before any body byte is read.
   void read_request() {
     read_deadline_ = clock::now() + read_timeout();
     stream_.expires_at(read_deadline_);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->on_header(ec);
+                             });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) {
+      on_read(ec);
+      return;
+    }
+    const auto& req = parser_->get();
+    header_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
+    if (!framing_acceptable(req)) {
+      // The body's length cannot be trusted: answer and close before reading any of it, so
+      // that no byte of it is ever taken for a request (RFC 9112 §6.1, §6.3).
+      reading_ = false;
+      closing_ = true;
+      push_error(errc::bad_request);
+      finish_or_close();
+      return;
+    }
+    if (parser_->is_done()) {
+      on_read({});
+      return;
+    }
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->on_read(ec);
@@ -135,6 +163,11 @@ private:
       return;
     }
     auto req = parser_->release();
+    // Trailer fields of a chunked body are never header fields (RFC 9110 §6.5.1): Beast
+    // appends them after the header's own, so drop whatever came after those.
+    for (size_t n = static_cast<size_t>(std::distance(req.begin(), req.end()));
+         n > header_fields_; --n)
+      req.erase(std::prev(req.end()));
     if (!req.keep_alive())
       closing_ = true;
     exchange ex;
@@ -161,6 +194,11 @@ private:
   }
 
   void respond(const exchange& ex, response res) override {
+    if (!header_values_safe(res)) {
+      // Never let CR, LF or NUL reach the wire, whatever a token or a client sent.
+      log::error("a response header value held CR, LF or NUL; answered 500 instead");
+      res = early_response(ctx_, ex, errc::internal);
+    }
     // While draining, the last response of the connection says it closes; earlier pipelined
     // ones still go out first (their requests may already be committed).
     auto idx = ex.seq - first_seq_;
@@ -231,6 +269,7 @@ private:
   bool writing_ = false;
   bool closing_ = false;
   uint64_t drain_hook_ = 0;
+  size_t header_fields_ = 0; // fields of the current request's header (trailers come after)
 };
 
 } // namespace

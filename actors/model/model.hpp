@@ -50,7 +50,8 @@ struct task_cmd {
   task_patch patch;
   task_query query;
   int64_t deadline_ns = 0; // steady-clock time after which nobody waits for the answer (0: none)
-  std::string if_match;    // If-Match header of a mutation: 412 unless it lists the task's ETag
+  // If-Match of a mutation, when sent (even empty): 412 unless it lists the task's ETag.
+  std::optional<std::string> if_match;
 };
 
 /// The answer to a task_cmd: the affected row(s); for list, one page and the

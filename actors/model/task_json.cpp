@@ -100,18 +100,6 @@ std::string format_timestamp(int64_t micros) {
   return out;
 }
 
-namespace {
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-} // namespace
-
 /// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
 std::string etag_of(std::string_view body) {
   uint64_t h = 1469598103934665603ull;
@@ -125,15 +113,15 @@ std::string etag_of(std::string_view body) {
 }
 
 /// Returns whether an If-None-Match value lists `tag` (weak comparison) or is "*".
-bool etag_listed(std::string_view header, std::string_view tag) {
+bool etag_listed(std::string_view header, std::string_view tag, bool strong) {
   while (!header.empty()) {
     auto comma = header.find(',');
-    auto item = trim_ows(header.substr(0, comma));
+    auto item = text::trim(header.substr(0, comma));
     if (item == "*")
       return true;
-    if (item.size() > 2 && (item[0] == 'W' || item[0] == 'w') && item[1] == '/')
-      item.remove_prefix(2);
-    if (item == tag)
+    bool weak = item.size() > 2 && item[0] == 'W' && item[1] == '/';
+    // Under the strong comparison (If-Match) a weak tag never matches.
+    if (!(weak && strong) && (weak ? item.substr(2) : item) == tag)
       return true;
     if (comma == std::string_view::npos)
       break;

@@ -24,7 +24,9 @@ std::string format_timestamp(int64_t micros);
 /// Returns a strong ETag for a body: FNV-1a 64 of its bytes, quoted.
 std::string etag_of(std::string_view body);
 
-/// Returns whether an If-None-Match / If-Match value lists `tag` (weak comparison) or is "*".
-bool etag_listed(std::string_view header, std::string_view tag);
+/// Returns whether an If-None-Match or If-Match value lists `tag` or is "*". If-None-Match
+/// uses the weak comparison, If-Match (`strong`) the strong one: a W/ tag never matches
+/// (RFC 9110 §8.8.3.2, §13.1.1).
+bool etag_listed(std::string_view header, std::string_view tag, bool strong = false);
 
 } // namespace todo

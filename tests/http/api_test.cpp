@@ -342,7 +342,7 @@ TEST_CASE_METHOD(api, "unknown paths are 404 and wrong methods 405 with Allow") 
   CHECK(body_of(r).at("detail").is_string());
   auto m = client.request("DELETE", "/api/tasks", auth());
   CHECK(m.status == 405);
-  CHECK(m.header("allow") == "GET, POST");
+  CHECK(m.header("allow") == "GET, HEAD, POST");
   auto c = client.request("GET", "/api/tasks/1/complete", auth());
   CHECK(c.status == 405);
   CHECK(c.header("allow") == "PATCH");

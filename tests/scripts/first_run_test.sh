@@ -72,6 +72,15 @@ step "5. a wrong DATABASE_URL: exit 2 and one line naming it, at once"
 run badurl DATABASE_URL=garbage BETTER_AUTH_SECRET=x -- --port 1
 [ "$(rc badurl)" = 2 ] && ok "exit 2" || { bad "exit $(rc badurl), not 2:"; cat "$work/badurl.out"; }
 expect_in "$work/badurl.out" "DATABASE_URL: cannot be parsed" "names DATABASE_URL"
+if grep -q "Bearer ey" "$work/badurl.out"; then bad "printed a token for a secret it did not make"; else ok "no token printed for a given secret"; fi
+expect_in "$work/badurl.out" "no token is printed" "says why there is no token"
+
+step "5b. the development secret scripts/run makes: the curl example carries a token"
+rm -f "$repo/.env"
+run devsecret DATABASE_URL=garbage -- --port 1
+[ "$(rc devsecret)" = 2 ] && ok "exit 2" || bad "exit $(rc devsecret), not 2"
+expect_in "$work/devsecret.out" "Generated a BETTER_AUTH_SECRET into .env" "generates the dev secret"
+expect_in "$work/devsecret.out" "-H 'Authorization: Bearer ey" "prints the curl example with a token"
 
 step "6. a moved checkout: the old tree is reconfigured for the new place"
 mv "$work/repo" "$work/moved"

@@ -34,11 +34,11 @@ struct reject_case {
 } // namespace
 
 TEST_CASE("every route and method reaches its action in both families") {
-  const std::string coll = "GET, POST";
-  const std::string item = "GET, PUT, PATCH, DELETE";
+  const std::string coll = "GET, HEAD, POST";
+  const std::string item = "GET, HEAD, PUT, PATCH, DELETE";
   const std::vector<ok_case> cases = {
-    {"GET", "/health", action::health, false, false, "", "", "GET"},
-    {"GET", "/ready", action::ready, false, false, "", "", "GET"},
+    {"GET", "/health", action::health, false, false, "", "", "GET, HEAD"},
+    {"GET", "/ready", action::ready, false, false, "", "", "GET, HEAD"},
     {"GET", "/api/tasks", action::list, true, false, "", "", coll},
     {"POST", "/api/tasks", action::create, true, false, "", "", coll},
     {"GET", "/api/tasks/42", action::fetch, true, false, "", "42", item},
@@ -84,12 +84,12 @@ TEST_CASE("every route and method reaches its action in both families") {
 }
 
 TEST_CASE("unknown paths are 404 and wrong methods on known paths are 405 with Allow") {
-  const std::string coll = "GET, POST";
-  const std::string item = "GET, PUT, PATCH, DELETE";
+  const std::string coll = "GET, HEAD, POST";
+  const std::string item = "GET, HEAD, PUT, PATCH, DELETE";
   const std::vector<reject_case> cases = {
     // 405: known path, method not in Allow (methods are case-sensitive).
-    {"POST", "/health", outcome::method_not_allowed, false, "GET"},
-    {"HEAD", "/ready", outcome::method_not_allowed, false, "GET"},
+    {"POST", "/health", outcome::method_not_allowed, false, "GET, HEAD"},
+    {"HEAD", "/ready", outcome::method_not_allowed, false, "GET, HEAD"},
     {"DELETE", "/api/tasks", outcome::method_not_allowed, true, coll},
     {"PUT", "/api/tasks", outcome::method_not_allowed, true, coll},
     {"PATCH", "/api/tasks", outcome::method_not_allowed, true, coll},
