@@ -4,6 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
 #include <boost/json.hpp>
 
 #include "actors/tokens/jwt.hpp"
@@ -265,4 +269,43 @@ TEST_CASE("log text keeps only well-formed UTF-8") {
   CHECK(valid_utf8("/\xC0\xAF") == "/%C0%AF");             // overlong '/'
   CHECK(valid_utf8("/\xED\xA0\x80") == "/%ED%A0%80");      // a surrogate
   CHECK(valid_utf8("/\xE2\x9C") == "/%E2%9C");             // cut short
+}
+
+TEST_CASE_METHOD(raw, "malformed framing and field syntax are 400 at once and close") {
+  const std::string post = "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ";
+  struct probe {
+    const char* what;
+    std::string bytes;
+  };
+  std::vector<probe> probes{
+    {"chunk size not hex", post + token + "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
+    {"chunk size overflows", post + token + "\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n"},
+    {"chunk data without its CRLF", post + token + "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"},
+    {"two different Content-Lengths", "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"},
+    {"space before the colon", "GET /health HTTP/1.1\r\nHost : t\r\n\r\n"},
+    {"bare CR in a field", "GET /health HTTP/1.1\r\nHost: t\rX: y\r\n\r\n"},
+  };
+  for (const auto& p : probes) {
+    INFO(p.what);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string rest;
+    auto rs = split(exchange(p.bytes + health_close, 5000), {}, &rest);
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].status == 400);
+    CHECK(todo::text::iequals(rs[0].field("Connection"), "close"));
+    CHECK(rest.empty());
+    // Answered at once, not at the read timeout (10 s by default).
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  }
+}
+
+TEST_CASE_METHOD(raw, "chunk extensions are accepted and the next request is answered") {
+  auto bytes = "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+               "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "d;name=value\r\n" + std::string{R"({"title":"t"})"} + "\r\n0\r\n\r\n" +
+               health_close;
+  auto rs = split(exchange(bytes), {});
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 201);
+  CHECK(rs[1].status == 200);
 }
