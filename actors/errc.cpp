@@ -20,6 +20,7 @@ std::string to_string(errc x) {
     case errc::headers_too_large: return "headers_too_large";
     case errc::bad_request: return "bad_request";
     case errc::too_many_connections: return "too_many_connections";
+    case errc::expectation_failed: return "expectation_failed";
   }
   return "unknown";
 }

@@ -25,6 +25,7 @@ enum class errc : uint8_t {
   headers_too_large,
   bad_request, // unreadable HTTP
   too_many_connections,
+  expectation_failed, // an Expect other than 100-continue
 };
 
 std::string to_string(errc x);

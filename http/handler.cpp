@@ -308,6 +308,27 @@ bool framing_acceptable(const request& req) {
   return req.version() < 11 || req.count(bhttp::field::host) == 1;
 }
 
+expectation expectation_of(const request& req) {
+  if (req.version() < 11)
+    return expectation::none;
+  auto result = expectation::none;
+  for (auto it = req.find(bhttp::field::expect);
+       it != req.end() && it->name() == bhttp::field::expect; ++it) {
+    std::string_view list = it->value();
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      auto member = text::trim(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      if (member.empty())
+        continue;
+      if (!text::iequals(member, "100-continue"))
+        return expectation::unmet;
+      result = expectation::continue_100;
+    }
+  }
+  return result;
+}
+
 bool header_values_safe(const response& res) {
   for (const auto& f : res) {
     auto v = f.value();

@@ -49,6 +49,14 @@ public:
 /// request has exactly one Host. Otherwise the session answers 400 and closes.
 bool framing_acceptable(const request& req);
 
+/// What a request's Expect field asks (RFC 9110 §10.1.1). HTTP/1.0 expectations are ignored.
+enum class expectation {
+  none,
+  continue_100, // "100-continue": the client waits for 100 Continue before sending the body
+  unmet,        // anything else: 417 and close, the body unread
+};
+expectation expectation_of(const request& req);
+
 /// Returns whether no header value of `res` holds CR, LF or NUL (checked before every write).
 bool header_values_safe(const response& res);
 

@@ -7,9 +7,12 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <utility>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -127,7 +130,6 @@ private:
       return;
     }
     const auto& req = parser_->get();
-    header_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
     if (!framing_acceptable(req)) {
       // The body's length cannot be trusted: answer and close before reading any of it, so
       // that no byte of it is ever taken for a request (RFC 9112 §6.1, §6.3).
@@ -137,10 +139,27 @@ private:
       finish_or_close();
       return;
     }
+    auto expects = expectation_of(req);
+    if (expects == expectation::unmet) {
+      reading_ = false;
+      closing_ = true;
+      push_error(errc::expectation_failed);
+      finish_or_close();
+      return;
+    }
     if (parser_->is_done()) {
       on_read({});
       return;
     }
+    // A chunked body may end in trailer fields, which Beast files among the header's own
+    // (next to a field of the same name). They are never header fields (RFC 9110 §6.5.1):
+    // keep the header as it was, and put it back once the body is read.
+    if (parser_->chunked())
+      header_.emplace(req.base());
+    // The client waits for 100 Continue before it sends the body; a body already on its way
+    // needs none (RFC 9110 §10.1.1). Errors decided on the header (413) were answered above.
+    if (expects == expectation::continue_100 && buffer_.size() == 0)
+      send_continue();
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->on_read(ec);
@@ -149,6 +168,8 @@ private:
 
   void on_read(beast::error_code ec) {
     reading_ = false;
+    continue_due_ = false;
+    auto header = std::exchange(header_, std::nullopt);
     if (ec) {
       closing_ = true;
       if (ec == bhttp::error::header_limit)
@@ -163,11 +184,8 @@ private:
       return;
     }
     auto req = parser_->release();
-    // Trailer fields of a chunked body are never header fields (RFC 9110 §6.5.1): Beast
-    // appends them after the header's own, so drop whatever came after those.
-    for (size_t n = static_cast<size_t>(std::distance(req.begin(), req.end()));
-         n > header_fields_; --n)
-      req.erase(std::prev(req.end()));
+    if (header)
+      req.base() = std::move(*header); // without the trailer fields
     if (!req.keep_alive())
       closing_ = true;
     exchange ex;
@@ -176,6 +194,29 @@ private:
     slots_.emplace_back();
     handle_request(ctx_, std::move(ex), req, shared_from_this());
     read_next();
+  }
+
+  // Writes the interim 100 Continue, once every earlier response has gone out (a 1xx must
+  // not overtake them): until then it is due, and on_write sends it.
+  void send_continue() {
+    if (writing_ || !slots_.empty()) {
+      continue_due_ = true;
+      return;
+    }
+    continue_due_ = false;
+    writing_ = true;
+    static constexpr std::string_view line = "HTTP/1.1 100 Continue\r\n\r\n";
+    // The pending read's deadline covers this write too.
+    net::async_write(stream_, net::buffer(line.data(), line.size()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) {
+                         self->close();
+                         return;
+                       }
+                       self->write_next();
+                       self->finish_or_close();
+                     });
   }
 
   // Answers a request that could not be parsed; the connection closes after it.
@@ -240,6 +281,8 @@ private:
       stream_.expires_at(read_deadline_); // give the pending read its own deadline back
     else if (!closing_)
       read_next();
+    if (continue_due_ && slots_.empty() && reading_)
+      send_continue();
     write_next();
     finish_or_close();
   }
@@ -268,8 +311,9 @@ private:
   bool waiting_first_byte_ = false; // idle between requests
   bool writing_ = false;
   bool closing_ = false;
+  bool continue_due_ = false; // a 100 Continue waits for earlier responses to go out
   uint64_t drain_hook_ = 0;
-  size_t header_fields_ = 0; // fields of the current request's header (trailers come after)
+  std::optional<request::header_type> header_; // a chunked request's header, as received
 };
 
 } // namespace

@@ -4,11 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <vector>
 
 #include <boost/json.hpp>
+#include <unistd.h>
 
 #include "actors/tokens/jwt.hpp"
 #include "config/text.hpp"
@@ -201,6 +204,19 @@ TEST_CASE_METHOD(raw, "fields sent only in a chunked body's trailer are not head
   rs = split(exchange(bytes), {});
   REQUIRE(rs.size() == 2);
   CHECK(rs[0].status == 415);
+  // A trailer field with the name of a header field (Beast files it next to that one):
+  // neither a second credential nor a new Connection, and no header field is lost.
+  bytes = "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+          "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          chunked_body + "Authorization: Bearer " + token_of("someone-else") +
+          "\r\nConnection: close\r\nHost: other\r\n\r\n" + health_close;
+  std::string rest;
+  rs = split(exchange(bytes), {}, &rest);
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 201);
+  CHECK(rs[0].field("Connection").empty());
+  CHECK(rs[1].status == 200);
+  CHECK(rest.empty());
 }
 
 TEST_CASE_METHOD(raw, "If-Match uses the strong comparison: weak or empty lists give 412") {
@@ -308,4 +324,177 @@ TEST_CASE_METHOD(raw, "chunk extensions are accepted and the next request is ans
   REQUIRE(rs.size() == 2);
   CHECK(rs[0].status == 201);
   CHECK(rs[1].status == 200);
+}
+
+// --- Expect (RFC 9110 §10.1.1) -------------------------------------------------------------
+
+TEST_CASE_METHOD(raw, "Expect: 100-continue gets 100 Continue before the body is sent") {
+  raw_connection c{server.port()};
+  std::string body = R"({"title":"after 100"})";
+  c.send("POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+         "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n");
+  // Not at the read timeout (10 s), and before any body byte: the client is waiting for it.
+  auto& got = c.read_until("\r\n\r\n", 2000);
+  REQUIRE(got == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.send(body + health_close);
+  std::string rest;
+  auto rs = split(c.read_all(3000).substr(25), {}, &rest);
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 201);
+  CHECK(rs[0].body.find("after 100") != std::string::npos);
+  CHECK(rs[1].status == 200);
+  CHECK(rest.empty());
+}
+
+TEST_CASE_METHOD(raw, "Expect: 100-continue with a body already sent gets no 100") {
+  auto rs = split(exchange(create_request("Expect: 100-continue\r\n") + health_close), {});
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 201);
+  CHECK(rs[1].status == 200);
+}
+
+TEST_CASE_METHOD(raw, "Expect: 100-continue with a body over the limit is 413 at once, no 100") {
+  raw_connection c{server.port()};
+  c.send("POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+         "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+         "Content-Length: 100000000\r\n\r\n");
+  auto rs = split(c.read_all(2000), {});
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].status == 413);
+  CHECK(todo::text::iequals(rs[0].field("Connection"), "close"));
+  CHECK(c.closed());
+}
+
+TEST_CASE_METHOD(raw, "an expectation other than 100-continue is 417 and the body never runs") {
+  for (std::string expect : {"200-ok", "100-continue, x-other", "foo=bar"}) {
+    INFO(expect);
+    // The body is a second request; it must not be read as one.
+    auto bytes = create_request("Expect: " + expect + "\r\n", health_close);
+    std::string rest;
+    auto rs = split(exchange(bytes), {}, &rest);
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].status == 417);
+    CHECK(rs[0].body == R"({"detail":"Expectation Failed"})");
+    CHECK(todo::text::iequals(rs[0].field("Connection"), "close"));
+    CHECK(rest.empty());
+  }
+}
+
+TEST_CASE_METHOD(raw, "a 100 Continue never overtakes an earlier pipelined response") {
+  raw_connection c{server.port()};
+  std::string body = R"({"title":"second"})";
+  // A slow first request (its answer needs the database) and, behind it, an Expect request.
+  c.send("GET /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token + "\r\n\r\n" +
+         "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+         "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n");
+  auto got = c.read_until("100 Continue\r\n\r\n", 2000);
+  std::string rest;
+  auto rs = split(got, {}, &rest);
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 200); // the list's answer came first...
+  CHECK(rs[1].status == 100); // ...then the interim response, and nothing after it yet
+  CHECK(rs[1].head == "HTTP/1.1 100 Continue");
+  CHECK(rest.empty());
+  c.send(body + health_close);
+  auto final = split(c.read_all(3000).substr(got.size()), {});
+  REQUIRE(final.size() == 2);
+  CHECK(final[0].status == 201);
+  CHECK(final[1].status == 200);
+}
+
+TEST_CASE_METHOD(raw, "Expect: 100-continue in HTTP/1.0 is ignored") {
+  raw_connection c{server.port()};
+  std::string body = R"({"title":"t"})";
+  c.send("POST /api/tasks HTTP/1.0\r\nAuthorization: Bearer " + token +
+         "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n");
+  CHECK(c.read_until("\r\n\r\n", 700).empty()); // no 100 to a client that cannot know it
+  c.send(body);
+  auto rs = split(c.read_all(3000), {});
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].status == 201);
+  CHECK(rs[0].head.rfind("HTTP/1.0 201", 0) == 0);
+}
+
+// --- Line folding and line endings (RFC 9112 §2.2, §5.2) -----------------------------------
+
+TEST_CASE_METHOD(raw, "obs-fold is read as a space, never as a line end") {
+  // RFC 9112 §5.2 lets a server replace obs-fold with SP: the folded credential is one value.
+  auto bytes = "GET /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer\r\n " + token +
+               "\r\n\r\n" + health_close;
+  std::string rest;
+  auto rs = split(exchange(bytes), {}, &rest);
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 200);
+  CHECK(rs[0].body == "[]");
+  CHECK(rs[1].status == 200);
+  CHECK(rest.empty());
+  // A folded Transfer-Encoding is judged on its unfolded value: it ends in gzip, so 400.
+  auto smuggled = create_request();
+  auto folded = "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
+                "\r\nTransfer-Encoding: chunked\r\n , gzip\r\n\r\n" + smuggled;
+  rs = split(exchange(folded), {}, &rest);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].status == 400);
+  CHECK(rest.empty());
+}
+
+TEST_CASE_METHOD(raw, "a bare LF as a line end is 400 and closes") {
+  for (std::string bytes : {std::string{"GET /health HTTP/1.1\nHost: t\n\n"},
+                            std::string{"GET /health HTTP/1.1\r\nHost: t\nX: y\r\n\r\n"},
+                            std::string{"GET /health HTTP/1.1\r\nHost: t\r\n\n"}}) {
+    INFO(bytes);
+    std::string rest;
+    auto rs = split(exchange(bytes + health_close), {}, &rest);
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].status == 400);
+    CHECK(todo::text::iequals(rs[0].field("Connection"), "close"));
+    CHECK(rest.empty());
+  }
+}
+
+// --- Logs ----------------------------------------------------------------------------------
+
+TEST_CASE("with LOG_FORMAT=json, a target that is not UTF-8 still logs valid JSON") {
+  auto log_path = "/tmp/todo-conformance-log-" + std::to_string(::getpid()) + ".jsonl";
+  server_process server{{{"LOG_FORMAT", "json"}, {"LOG_LEVEL", "info"}}, log_path};
+  server.start();
+  auto rs = split(raw_exchange(server.port(), "GET /\xFF\xFE/x HTTP/1.1\r\nHost: t\r\n\r\n"
+                                              "GET /api/\xC0\xAF/tasks HTTP/1.1\r\nHost: t\r\n"
+                                              "Connection: close\r\n\r\n"),
+                  {});
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 404);
+  CHECK(rs[1].status == 401);
+  REQUIRE(server.stop(SIGTERM) == 0);
+  std::FILE* f = std::fopen(log_path.c_str(), "r");
+  REQUIRE(f != nullptr);
+  std::string all;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+    all.append(buf, n);
+  std::fclose(f);
+  std::remove(log_path.c_str());
+  std::vector<std::string> paths;
+  size_t lines = 0;
+  for (size_t at = 0; at < all.size();) {
+    auto end = all.find('\n', at);
+    auto line = all.substr(at, end - at);
+    at = end == std::string::npos ? all.size() : end + 1;
+    if (line.empty())
+      continue;
+    ++lines;
+    INFO(line);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(line, ec); // Boost.JSON refuses strings that are not UTF-8
+    REQUIRE_FALSE(ec);
+    REQUIRE(v.is_object());
+    if (auto* p = v.as_object().if_contains("path"))
+      paths.emplace_back(p->as_string().c_str());
+  }
+  CHECK(lines > 2);
+  CHECK(std::count(paths.begin(), paths.end(), std::string{"/%FF%FE/x"}) == 1);
+  CHECK(std::count(paths.begin(), paths.end(), std::string{"/api/%C0%AF/tasks"}) == 1);
 }

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +114,58 @@ std::string raw_exchange(unsigned short port, const std::string& bytes, int time
   return out;
 }
 
+struct raw_connection::impl {
+  net::io_context ioc;
+  tcp::socket socket{ioc};
+  std::string got;
+  bool closed = false;
+};
+
+raw_connection::raw_connection(unsigned short port) : impl_(std::make_unique<impl>()) {
+  impl_->socket.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+}
+
+raw_connection::~raw_connection() {
+  beast::error_code ec;
+  impl_->socket.close(ec);
+}
+
+void raw_connection::send(const std::string& bytes) {
+  beast::error_code ec;
+  net::write(impl_->socket, net::buffer(bytes), ec);
+}
+
+const std::string& raw_connection::read_until(const std::string& marker, int timeout_ms) {
+  // poll() for the timeout: a timed-out read must leave the connection open (a
+  // beast::tcp_stream closes it).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[4096];
+  while (!impl_->closed && impl_->got.find(marker) == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - std::chrono::steady_clock::now())
+                  .count();
+    if (left <= 0)
+      break;
+    pollfd p{impl_->socket.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+      continue;
+    beast::error_code ec;
+    auto n = impl_->socket.read_some(net::buffer(buf), ec);
+    impl_->got.append(buf, n);
+    if (ec)
+      impl_->closed = true;
+  }
+  return impl_->got;
+}
+
+const std::string& raw_connection::read_all(int timeout_ms) {
+  return read_until(std::string(1, '\0') + "never sent", timeout_ms);
+}
+
+bool raw_connection::closed() const {
+  return impl_->closed;
+}
+
 namespace {
 
 unsigned short pick_port() {
@@ -158,8 +212,9 @@ int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd) {
   return pid;
 }
 
-server_process::server_process(std::map<std::string, std::string> extra_env)
-  : env_(std::move(extra_env)) {
+server_process::server_process(std::map<std::string, std::string> extra_env,
+                               std::string stderr_path)
+  : env_(std::move(extra_env)), stderr_path_(std::move(stderr_path)) {
 }
 
 server_process::~server_process() {
@@ -185,7 +240,15 @@ void server_process::start() {
     env[k] = v;
   if (const char* path = std::getenv("PATH"))
     env["PATH"] = path;
-  pid_ = spawn_api(env);
+  int fd = -1;
+  if (!stderr_path_.empty()) {
+    fd = ::open(stderr_path_.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+      throw std::runtime_error("cannot open " + stderr_path_);
+  }
+  pid_ = spawn_api(env, fd);
+  if (fd >= 0)
+    ::close(fd);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;

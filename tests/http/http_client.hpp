@@ -40,6 +40,26 @@ private:
 /// the connection or `timeout_ms` passes.
 std::string raw_exchange(unsigned short port, const std::string& bytes, int timeout_ms = 3000);
 
+/// One raw TCP connection for conversations in steps (send, read, send again): what a client
+/// that waits for `100 Continue` does.
+class raw_connection {
+public:
+  explicit raw_connection(unsigned short port);
+  ~raw_connection();
+  void send(const std::string& bytes);
+  /// Reads until everything read so far holds `marker` (or the server closes, or `timeout_ms`
+  /// passes); returns everything read so far.
+  const std::string& read_until(const std::string& marker, int timeout_ms);
+  /// Reads until the server closes or `timeout_ms` passes; returns everything read so far.
+  const std::string& read_all(int timeout_ms);
+  /// Returns whether the server has closed the connection.
+  bool closed() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 /// Starts TODO_API_BINARY with exactly `env`, in `/` (no .env there); its stderr goes to
 /// `stderr_fd` when that is not -1. Returns the child's pid.
 int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd = -1);
@@ -47,7 +67,9 @@ int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd = -1)
 /// The real todo-api binary, started on a free port against TEST_DATABASE_URL.
 class server_process {
 public:
-  explicit server_process(std::map<std::string, std::string> extra_env = {});
+  /// Its stderr goes to `stderr_path` when that is set (created or emptied), else is inherited.
+  explicit server_process(std::map<std::string, std::string> extra_env = {},
+                          std::string stderr_path = {});
   ~server_process();
   /// Starts the binary and waits until /health answers.
   void start();
@@ -58,6 +80,7 @@ public:
 
 private:
   std::map<std::string, std::string> env_;
+  std::string stderr_path_;
   unsigned short port_ = 0;
   int pid_ = -1;
 };
