@@ -25,6 +25,19 @@ inline void info(std::string_view m) { write(level::info, m); }
 inline void warn(std::string_view m) { write(level::warn, m); }
 inline void error(std::string_view m) { write(level::error, m); }
 
+/// Starts the background writer: from now on a line is copied into a per-thread buffer (no
+/// lock, allocation or syscall on the caller's thread) and a writer thread writes them to
+/// `fd` in batches every few milliseconds. When `fd` does not keep up, lines are dropped and
+/// counted (and a warning line says how many) rather than stalling the caller. Without it,
+/// each line is one write(2) on the caller's thread.
+void start_writer(int fd = 2);
+
+/// Writes every line still buffered and stops the writer (also registered with atexit).
+void stop_writer();
+
+/// Lines dropped because the writer's buffers were full.
+uint64_t dropped_lines();
+
 /// Writes the access-log line of one request (at info).
 void request(std::string_view method, std::string_view path, unsigned status,
              int64_t duration_us, std::string_view request_id);
