@@ -10,7 +10,29 @@ namespace todo {
 namespace {
 
 using self_ptr = task_manager_actor::stateful_pointer<task_manager_state>;
-using promise = caf::typed_response_promise<task_result>;
+
+// The promise of one request's answer: delivering it also counts the request as done for the
+// registry (exactly once per request: every path below delivers once).
+struct promise {
+  caf::typed_response_promise<task_result> rp;
+  pending_counter pending;
+  caf::actor_clock* clock = nullptr;
+  void deliver(task_result r) {
+    done();
+    rp.deliver(std::move(r));
+  }
+  void deliver(caf::error err) {
+    done();
+    rp.deliver(std::move(err));
+  }
+  void done() {
+    if (pending) {
+      pending->last_answer.store(clock->now().time_since_epoch().count(),
+                                 std::memory_order_relaxed);
+      pending->pending.fetch_sub(1, std::memory_order_release);
+    }
+  }
+};
 
 bool is_mutation(op kind) {
   return kind == op::create || kind == op::update || kind == op::complete || kind == op::remove;
@@ -253,18 +275,20 @@ task_result list_tasks(const task_cache& tasks, const task_query& q) {
 
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
-             db_actor db, caf::timespan db_timeout, size_t cache_limit) {
+             db_actor db, caf::timespan db_timeout, size_t cache_limit,
+             pending_counter pending) {
   self->state.user_id = std::move(user_id);
+  self->state.pending = std::move(pending);
   self->state.db = std::move(db);
   self->state.db_timeout = db_timeout;
   self->state.cache_limit = cache_limit;
   return {
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
       auto& st = self->state;
-      auto rp = self->make_response_promise<task_result>();
+      auto rp = promise{self->make_response_promise<task_result>(), st.pending, &self->clock()};
       if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd)) {
         handle(self, std::move(cmd), rp);
-        return rp;
+        return rp.rp;
       }
       // First use: load the user's tasks. `await` keeps later messages waiting meanwhile.
       self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
@@ -289,7 +313,7 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
             forget_request_timeout(self);
             rp.deliver(as_service_error(std::move(err)));
           });
-      return rp;
+      return rp.rp;
     },
     [self](atom::invalidate) {
       self->state.cache.reset();

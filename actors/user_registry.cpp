@@ -23,45 +23,35 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       auto i = st.users.find(user);
       if (i == st.users.end()) {
         // Linked: managers stop with the registry.
+        auto pending = std::make_shared<user_slot>();
         auto mgr = self->spawn<caf::linked>(task_manager, user, st.db, st.limits.db_timeout,
-                                            st.limits.cache_limit);
-        i = st.users.emplace(user, user_registry_state::entry{std::move(mgr), 0, {}}).first;
+                                            st.limits.cache_limit, pending);
+        i = st.users
+              .emplace(user, user_registry_state::entry{std::move(mgr), std::move(pending), {}})
+              .first;
         arm();
       }
       auto& e = i->second;
-      if (e.pending >= st.limits.max_pending_per_user)
+      if (e.pending->pending.load(std::memory_order_acquire) >= st.limits.max_pending_per_user)
         return caf::make_error(errc::overloaded);
-      ++e.pending;
+      e.pending->pending.fetch_add(1, std::memory_order_relaxed);
       e.last_used = self->clock().now();
-      auto rp = self->make_response_promise<task_result>();
-      // Replies come back through here so that `pending` is exact: a manager is only
+      // The manager answers the requester directly (one hop fewer than relaying the answer
+      // through here) and counts `pending` down when it does, so a manager is still only
       // evicted when nothing of its user is in flight. No timeout: a manager always answers
-      // (its database calls have one), and in CAF 0.17 each timeout costs two round trips
-      // through the clock thread.
-      self->request(e.manager, caf::infinite, atom::exec::value, std::move(cmd))
-        .then(
-          [self, rp, user](task_result& r) mutable {
-            if (auto j = self->state.users.find(user); j != self->state.users.end()) {
-              --j->second.pending;
-              j->second.last_used = self->clock().now();
-            }
-            rp.deliver(std::move(r));
-          },
-          [self, rp, user](caf::error& err) mutable {
-            if (auto j = self->state.users.find(user); j != self->state.users.end()) {
-              --j->second.pending;
-              j->second.last_used = self->clock().now();
-            }
-            rp.deliver(std::move(err));
-          });
-      return rp;
+      // (its database calls have one).
+      return self->delegate(e.manager, atom::exec::value, std::move(cmd));
     },
     [self, arm](atom::tick) {
       auto& st = self->state;
       st.ticking = false;
       auto now = self->clock().now();
       for (auto i = st.users.begin(); i != st.users.end();) {
-        if (i->second.pending == 0 && now - i->second.last_used >= st.limits.user_idle) {
+        const auto& slot = *i->second.pending;
+        auto answered = caf::actor_clock::time_point{caf::actor_clock::duration_type{
+          slot.last_answer.load(std::memory_order_relaxed)}};
+        auto last = std::max(i->second.last_used, answered);
+        if (slot.pending.load(std::memory_order_acquire) == 0 && now - last >= st.limits.user_idle) {
           // Drop the entry first, then stop the actor: a new request spawns a fresh one.
           auto mgr = std::move(i->second.manager);
           i = st.users.erase(i);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
+#include "actors/task_manager.hpp"
 
 namespace todo {
 
@@ -18,7 +19,7 @@ struct registry_limits {
 struct user_registry_state {
   struct entry {
     task_manager_actor manager;
-    size_t pending = 0;
+    pending_counter pending; // counted up here, down by the manager when it answers
     caf::actor_clock::time_point last_used;
   };
   std::unordered_map<std::string, entry> users;

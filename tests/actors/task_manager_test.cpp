@@ -24,7 +24,7 @@ struct manager_fixture : deterministic_system {
   test::fake_db_actor db = sys.spawn(test::fake_db, data);
   task_manager_actor spawn_manager(std::string user, size_t cache_limit = 10000) {
     return sys.spawn(task_manager, std::move(user), caf::actor_cast<db_actor>(db),
-                     caf::timespan{std::chrono::seconds(2)}, cache_limit);
+                     caf::timespan{std::chrono::seconds(2)}, cache_limit, nullptr);
   }
   ~manager_fixture() {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);

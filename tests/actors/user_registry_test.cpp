@@ -108,4 +108,24 @@ TEST_CASE_METHOD(small_registry, "too many pending requests for one user are ref
   CHECK(**b);
   REQUIRE(d->has_value());
   CHECK(**d);
+  // The managers answered the requesters directly and counted their work down: alice has her
+  // whole budget again (two more at once are accepted, a third is not).
+  data->hold = true;
+  auto e = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("5"));
+  auto f = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("6"));
+  auto g = ask_later<task_result>(registry, atom::exec::value, std::string{"alice"}, test::create_cmd("7"));
+  run();
+  CHECK_FALSE(e->has_value());
+  CHECK_FALSE(f->has_value());
+  REQUIRE(g->has_value());
+  CHECK((*g)->error() == errc::overloaded);
+  data->hold = false;
+  for (int i = 0; i < 3; ++i) {
+    caf::anon_send(db, atom::tick::value);
+    run();
+  }
+  REQUIRE(e->has_value());
+  CHECK(**e);
+  REQUIRE(f->has_value());
+  CHECK(**f);
 }
