@@ -23,6 +23,14 @@ struct registry_fixture : deterministic_system {
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   }
+  /// Lets the held database statements finish and delivers their answers.
+  void release_db() {
+    data->hold = false;
+    for (int i = 0; i < 3; ++i) {
+      caf::anon_send(db, atom::tick::value);
+      run();
+    }
+  }
   size_t managers() {
     auto n = ask<size_t>(registry, atom::count::value);
     REQUIRE(n);
@@ -97,11 +105,7 @@ TEST_CASE_METHOD(small_registry, "too many pending requests for one user are ref
   CHECK_FALSE(a->has_value());
   CHECK_FALSE(b->has_value());
   CHECK_FALSE(d->has_value()); // bob has his own budget
-  data->hold = false;
-  for (int i = 0; i < 3; ++i) {
-    caf::anon_send(db, atom::tick::value);
-    run();
-  }
+  release_db();
   REQUIRE(a->has_value());
   CHECK(**a);
   REQUIRE(b->has_value());
@@ -119,11 +123,7 @@ TEST_CASE_METHOD(small_registry, "too many pending requests for one user are ref
   CHECK_FALSE(f->has_value());
   REQUIRE(g->has_value());
   CHECK((*g)->error() == errc::overloaded);
-  data->hold = false;
-  for (int i = 0; i < 3; ++i) {
-    caf::anon_send(db, atom::tick::value);
-    run();
-  }
+  release_db();
   REQUIRE(e->has_value());
   CHECK(**e);
   REQUIRE(f->has_value());
