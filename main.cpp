@@ -14,6 +14,7 @@
 
 #include "actors/actor_gateway.hpp"
 #include "actors/auth.hpp"
+#include "actors/model/stage_trace.hpp"
 #include "actors/tokens/jwks.hpp"
 #include "actors/tokens/token_cli.hpp"
 #include "actors/user_registry.hpp"
@@ -68,6 +69,7 @@ int serve(const todo::settings& cfg) {
   db_cfg.instance_id = random_prefix();
   db_cfg.instance_id.pop_back(); // drop the '-'
 
+  todo::trace::enable(cfg.trace_stages);
   auto db = todo::db::spawn_db_pool(sys, db_cfg);
 
   todo::jwt::options jwt_opts;
@@ -82,6 +84,15 @@ int serve(const todo::settings& cfg) {
   auth_cfg.jwks_url = cfg.jwks_url;
   auth_cfg.jwks_file = cfg.jwks_file;
   auth_cfg.cache_size = cfg.token_cache_size;
+  // Couriers keep their own copy of recent verdicts (no auth round trip on a hit), dropped
+  // whenever the auth actor installs another key set.
+  todo::courier_tokens courier_tokens;
+  if (cfg.token_cache_size > 0) {
+    auth_cfg.generation = std::make_shared<std::atomic<uint64_t>>(0);
+    courier_tokens.generation = auth_cfg.generation;
+    courier_tokens.capacity = std::min<size_t>(cfg.token_cache_size, 4096);
+    courier_tokens.max_ttl_seconds = auth_cfg.cache_ttl_seconds;
+  }
   auth_cfg.fetch = [](const std::string& url) {
     auto r = todo::http::fetch_url(url);
     return todo::jwks_fetch_result{std::move(r.body), std::move(r.error)};
@@ -93,9 +104,15 @@ int serve(const todo::settings& cfg) {
   limits.user_idle = std::chrono::milliseconds(cfg.user_idle_ms);
   limits.max_pending_per_user = cfg.max_pending_per_user;
   limits.cache_limit = cfg.cache_tasks_per_user;
+  auto shards = 2 * static_cast<size_t>(cfg.threads);
+  if (cfg.cache_max_mb > 0)
+    limits.budget = std::make_shared<todo::cache_budget>(cfg.cache_max_mb << 20);
   todo::registry_shards registries;
-  for (int i = 0; i < 2 * cfg.threads; ++i)
+  for (size_t i = 0; i < shards; ++i)
     registries.push_back(sys.spawn(todo::user_registry, db, limits));
+  if (limits.budget)
+    for (const auto& r : registries)
+      limits.budget->shards.push_back(r.address());
 
   // Other instances' writes invalidate our cached users (LISTEN/NOTIFY).
   std::optional<todo::db::change_listener> listener;
@@ -112,7 +129,7 @@ int serve(const todo::settings& cfg) {
 
   // The client's wait is bounded by the database timeout plus a little for the hops.
   auto gw = todo::make_actor_gateway(sys, auth, registries, db, db_timeout + 500ms,
-                                     2 * static_cast<size_t>(cfg.threads));
+                                     2 * static_cast<size_t>(cfg.threads), courier_tokens);
   todo::http::server_context ctx{cfg, *gw};
   ctx.request_id_prefix = random_prefix();
 
@@ -191,6 +208,9 @@ int serve(const todo::settings& cfg) {
   // Couriers still in flight hold session callbacks: let every actor finish while the
   // io_context (which the sessions' sockets belong to) is still alive.
   sys.await_all_actors_done();
+  if (cfg.trace_stages)
+    for (const auto& line : todo::trace::report())
+      todo::log::info("trace: " + line);
   todo::log::info("stopped");
   todo::log::stop_writer(); // every line written before the process exits
   return 0;

@@ -29,6 +29,9 @@ void install(self_ptr self, std::shared_ptr<const jwks::key_set> keys) {
   st.keys = std::move(keys);
   st.verifier = std::make_shared<const jwt::verifier>(st.cfg.opts, st.keys);
   st.cache->clear();
+  ++st.generation;
+  if (st.cfg.generation)
+    st.cfg.generation->store(st.generation, std::memory_order_release);
 }
 
 /// Parses a JWKS document, logs what was skipped, and installs it if it is new.
@@ -93,6 +96,50 @@ bool may_fetch_now(self_ptr self) {
   return !st.last_fetch || self->clock().now() - *st.last_fetch >= st.cfg.refetch_interval;
 }
 
+// A token's verdict: the claims and how long they may be reused (0: not), an error, or
+// "wait for the JWKS fetch in flight".
+struct verdict {
+  jwt::verified claims;
+  int64_t until = 0;
+  caf::error err;
+  bool wait = false;
+};
+
+// Verifies `token` now, or from the cache; a refusal's outcome goes to `failed` if given.
+verdict verify_now(auth_state& st, const std::string& token, jwt::outcome* failed = nullptr) {
+  auto now = wall_clock(st);
+  if (auto hit = st.cache->lookup(token, now))
+    return {std::move(hit->claims), hit->expires_at, {}, false};
+  auto out = st.verifier->verify(token, now);
+  if (!out) {
+    auto err = unauthorized(out.error);
+    if (failed)
+      *failed = std::move(out);
+    return {{}, 0, std::move(err), false};
+  }
+  auto until = st.cache->insert(token, out.claims, now);
+  return {std::move(out.claims), until, {}, false};
+}
+
+// The same, but when the token names a key the JWKS may have gained since, starts a fetch
+// (or joins the one in flight) and answers "wait".
+verdict verify_or_wait(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  jwt::outcome failed;
+  auto v = verify_now(st, token, &failed);
+  if (!v.err || !fetch_may_help(st, failed))
+    return v;
+  if (!st.fetching) {
+    // A flood of made-up kids must not turn into a flood of fetches.
+    if (!may_fetch_now(self))
+      return v;
+    start_fetch(self, true);
+  }
+  if (st.waiting.size() >= st.cfg.max_waiting)
+    return v;
+  return {{}, 0, {}, true};
+}
+
 } // namespace
 
 auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, auth_config cfg) {
@@ -120,28 +167,26 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
   }
   return {
     [self](atom::verify, std::string& token) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto now = wall_clock(st);
-      if (auto hit = st.cache->find(token, now))
-        return std::move(hit->subject);
-      auto out = st.verifier->verify(token, now);
-      if (out) {
-        st.cache->insert(token, out.claims, now);
-        return std::move(out.claims.subject);
+      auto v = verify_or_wait(self, token);
+      if (v.wait) {
+        auto rp = self->make_response_promise<std::string>();
+        self->state.waiting.push_back({std::move(token), rp, std::nullopt});
+        return rp;
       }
-      if (!fetch_may_help(st, out))
-        return unauthorized(out.error);
-      if (!st.fetching) {
-        // A flood of made-up kids must not turn into a flood of fetches.
-        if (!may_fetch_now(self))
-          return unauthorized(out.error);
-        start_fetch(self, true);
+      if (v.err)
+        return std::move(v.err);
+      return std::move(v.claims.subject);
+    },
+    [self](atom::claims, std::string& token) -> caf::result<std::string, int64_t, uint64_t> {
+      auto v = verify_or_wait(self, token);
+      if (v.wait) {
+        auto rp = self->make_response_promise<std::string, int64_t, uint64_t>();
+        self->state.waiting.push_back({std::move(token), std::nullopt, rp});
+        return rp;
       }
-      if (st.waiting.size() >= st.cfg.max_waiting)
-        return unauthorized(out.error);
-      auto rp = self->make_response_promise<std::string>();
-      st.waiting.push_back({std::move(token), rp});
-      return rp;
+      if (v.err)
+        return std::move(v.err);
+      return {std::move(v.claims.subject), v.until, self->state.generation};
     },
     [self](atom::jwks, uint64_t seq, bool ok, std::string& body) {
       auto& st = self->state;
@@ -155,14 +200,18 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
                   + "); keeping the previous keys");
       auto waiting = std::move(st.waiting);
       st.waiting.clear();
-      auto now = wall_clock(st);
       for (auto& w : waiting) {
-        auto out = st.verifier->verify(w.token, now);
-        if (out) {
-          st.cache->insert(w.token, out.claims, now);
-          w.rp.deliver(std::move(out.claims.subject));
-        } else {
-          w.rp.deliver(unauthorized(out.error));
+        auto v = verify_now(st, w.token);
+        if (w.rp) {
+          if (v.err)
+            w.rp->deliver(std::move(v.err));
+          else
+            w.rp->deliver(std::move(v.claims.subject));
+        } else if (w.claims_rp) {
+          if (v.err)
+            w.claims_rp->deliver(std::move(v.err));
+          else
+            w.claims_rp->deliver(std::move(v.claims.subject), v.until, st.generation);
         }
       }
     },

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -37,13 +38,17 @@ struct auth_config {
   size_t max_waiting = 1024;       // tokens held while a fetch is in flight; beyond: 401
   bool detach_fetch = true;        // false only in deterministic tests
   std::function<int64_t()> now;    // Unix seconds; empty means the system clock
+  /// Counts key-set changes, for caches of verdicts outside this actor (the couriers'): they
+  /// drop what they hold when it moves. May be null.
+  std::shared_ptr<std::atomic<uint64_t>> generation;
 };
 
 struct auth_state {
   /// A verify request held until the JWKS fetch in flight has answered.
   struct waiter {
     std::string token;
-    caf::typed_response_promise<std::string> rp;
+    std::optional<caf::typed_response_promise<std::string>> rp;                         // verify
+    std::optional<caf::typed_response_promise<std::string, int64_t, uint64_t>> claims_rp; // claims
   };
 
   auth_config cfg;
@@ -51,6 +56,7 @@ struct auth_state {
   std::shared_ptr<const jwt::verifier> verifier;
   std::optional<token_cache> cache;
   std::string jwks_digest; // SHA-256 of the installed JWKS document
+  uint64_t generation = 0; // key sets installed so far
   bool fetching = false;
   uint64_t fetch_seq = 0; // number of the newest fetch
   std::optional<caf::actor_clock::time_point> last_fetch;

@@ -1,8 +1,12 @@
 #include "actors/courier.hpp"
 
+#include <chrono>
+
 namespace todo {
 
 namespace {
+
+using self_ptr = courier_actor::stateful_pointer<courier_state>;
 
 reply failure(const caf::error& err) {
   auto ours = as_service_error(err);
@@ -10,6 +14,50 @@ reply failure(const caf::error& err) {
   out.code = static_cast<errc>(ours.code());
   out.reason = error_reason(ours);
   return out;
+}
+
+int64_t wall_clock(const courier_state& st) {
+  if (st.cfg.now)
+    return st.cfg.now();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// Empties the cache when the auth actor installed another key set since it was filled:
+// a verdict may rest on a key that is gone. Returns the current generation.
+uint64_t sync_generation(courier_state& st) {
+  auto gen = st.cfg.generation->load(std::memory_order_acquire);
+  if (gen != st.generation) {
+    st.tokens->clear();
+    st.generation = gen;
+  }
+  return gen;
+}
+
+// The second half of a job, once its token's user is known.
+void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries,
+         const courier_job_ptr& job, std::string user) {
+  trace::mark(job->cmd.trace, trace::verified);
+  if (!job->scoped_user.empty() && job->scoped_user != user) {
+    job->done(reply{errc::forbidden, {}, {}});
+    return;
+  }
+  if (job->authorize_only) {
+    job->done(reply{});
+    return;
+  }
+  const auto& registry = shard_for(*registries, user);
+  self->request(registry, caf::infinite, atom::exec::value, std::move(user), job->cmd)
+    .then(
+      [=](task_result& r) {
+        if (job->cmd.trace) {
+          trace::mark(job->cmd.trace, trace::replied);
+          trace::record(*job->cmd.trace);
+        }
+        job->done(reply{errc::none, {}, std::move(r)});
+      },
+          [=](caf::error& err) { job->done(failure(err)); });
 }
 
 } // namespace
@@ -21,25 +69,36 @@ reply failure(const caf::error& err) {
 // No timeouts here: the auth actor and the registry always answer, and the TaskManager
 // bounds the database part (DB_TIMEOUT_MS, and a job's deadline). A timeout per hop would be
 // two more round trips through CAF's clock thread per request.
-courier_actor::behavior_type courier(courier_actor::pointer self, auth_actor auth,
-                                    std::shared_ptr<const registry_shards> registries) {
+courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
+                                     std::shared_ptr<const registry_shards> registries,
+                                     courier_tokens tokens) {
+  auto& st = self->state;
+  st.cfg = std::move(tokens);
+  if (st.cfg.generation && st.cfg.capacity > 0)
+    st.tokens.emplace(st.cfg.capacity, st.cfg.max_ttl_seconds);
   return {
     [=](courier_job_ptr& job) {
-      self->request(auth, caf::infinite, atom::verify::value, job->token)
+      trace::mark(job->cmd.trace, trace::couriered);
+      auto& st = self->state;
+      if (!st.tokens) {
+        self->request(auth, caf::infinite, atom::verify::value, job->token)
+          .then([=](std::string& user) { run(self, registries, job, std::move(user)); },
+                [=](caf::error& err) { job->done(failure(err)); });
+        return;
+      }
+      sync_generation(st);
+      if (auto hit = st.tokens->find(job->token, wall_clock(st))) {
+        run(self, registries, job, std::move(hit->subject));
+        return;
+      }
+      self->request(auth, caf::infinite, atom::claims::value, job->token)
         .then(
-          [=](std::string& user) {
-            if (!job->scoped_user.empty() && job->scoped_user != user) {
-              job->done(reply{errc::forbidden, {}, {}});
-              return;
-            }
-            if (job->authorize_only) {
-              job->done(reply{});
-              return;
-            }
-            const auto& registry = shard_for(*registries, user);
-            self->request(registry, caf::infinite, atom::exec::value, std::move(user), job->cmd)
-              .then([=](task_result& r) { job->done(reply{errc::none, {}, std::move(r)}); },
-                    [=](caf::error& err) { job->done(failure(err)); });
+          [=](std::string& user, int64_t until, uint64_t gen) {
+            auto& st = self->state;
+            // Kept only while the key set it was checked with is still the current one.
+            if (until > 0 && gen == sync_generation(st))
+              st.tokens->insert(job->token, jwt::verified{user, until}, wall_clock(st));
+            run(self, registries, job, std::move(user));
           },
           [=](caf::error& err) { job->done(failure(err)); });
     },

@@ -12,11 +12,11 @@ namespace {
 class actor_gateway final : public gateway {
 public:
   actor_gateway(caf::actor_system& sys, auth_actor auth, registry_shards registries,
-                db_actor db, caf::timespan timeout, size_t couriers)
+                db_actor db, caf::timespan timeout, size_t couriers, courier_tokens tokens)
     : sys_(sys), db_(std::move(db)), timeout_(timeout) {
     auto shared = std::make_shared<const registry_shards>(std::move(registries));
     for (size_t i = 0; i < couriers; ++i)
-      couriers_.push_back(sys_.spawn(courier, auth, shared));
+      couriers_.push_back(sys_.spawn(courier, auth, shared, tokens));
   }
 
   ~actor_gateway() override {
@@ -31,6 +31,9 @@ public:
     job->scoped_user = std::move(scoped_user);
     job->cmd = std::move(cmd);
     job->cmd.deadline_ns = deadline();
+    if (job->cmd.kind == op::create || job->cmd.kind == op::update ||
+        job->cmd.kind == op::complete || job->cmd.kind == op::remove)
+      job->cmd.trace = trace::start(); // null unless TRACE_STAGES is on
     job->done = std::move(done);
     caf::anon_send(next_courier(), std::move(job));
   }
@@ -84,9 +87,11 @@ private:
 
 std::unique_ptr<gateway> make_actor_gateway(caf::actor_system& sys, auth_actor auth,
                                             registry_shards registries, db_actor db,
-                                            caf::timespan timeout, size_t couriers) {
+                                            caf::timespan timeout, size_t couriers,
+                                            courier_tokens tokens) {
   return std::make_unique<actor_gateway>(sys, std::move(auth), std::move(registries),
-                                         std::move(db), timeout, std::max<size_t>(1, couriers));
+                                         std::move(db), timeout, std::max<size_t>(1, couriers),
+                                         std::move(tokens));
 }
 
 } // namespace todo

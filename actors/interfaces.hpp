@@ -57,12 +57,17 @@ using count = caf::atom_constant<caf::atom("count")>;
 using jwks = caf::atom_constant<caf::atom("jwks")>;
 using batch = caf::atom_constant<caf::atom("batch")>;
 using invalidate = caf::atom_constant<caf::atom("invalidate")>;
+using shed = caf::atom_constant<caf::atom("shed")>;
+using claims = caf::atom_constant<caf::atom("claims")>;
 } // namespace atom
 
 /// Checks bearer tokens.
 using auth_actor = caf::typed_actor<
   // Answers the verified token's `sub`, else errc::unauthorized with a short reason.
   caf::replies_to<atom::verify, std::string>::with<std::string>,
+  // The same, answering (sub, until, generation): the verdict may be reused until `until`
+  // (Unix seconds; 0: not at all) while the key set is still at `generation`.
+  caf::replies_to<atom::claims, std::string>::with<std::string, int64_t, uint64_t>,
   // Delivers the outcome of JWKS fetch number N from the auth actor's own fetch helper:
   // (N, true, document) or (N, false, reason). Answers the tokens that waited for it.
   caf::reacts_to<atom::jwks, uint64_t, bool, std::string>>;
@@ -97,6 +102,8 @@ using user_registry_actor = caf::typed_actor<
   caf::reacts_to<atom::invalidate, std::string>,
   // Tells every manager that its cache is stale (notifications may have been missed).
   caf::reacts_to<atom::invalidate>,
+  // Evicts this shard's users chosen for eviction over the cache budget.
+  caf::reacts_to<atom::shed>,
   // Answers how many task managers are alive.
   caf::replies_to<atom::count>::with<size_t>>;
 

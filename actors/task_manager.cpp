@@ -34,25 +34,60 @@ struct promise {
   }
 };
 
+// Tells the registry's slot and the global budget what the cache holds now.
+void publish(task_manager_state& st) {
+  auto now = static_cast<int64_t>(st.cache_bytes);
+  auto delta = now - st.published;
+  if (delta == 0)
+    return;
+  st.published = now;
+  if (st.pending)
+    st.pending->cache_bytes.store(now, std::memory_order_relaxed);
+  if (st.budget)
+    st.budget->used.fetch_add(delta, std::memory_order_relaxed);
+}
+
+// The only ways the cache changes (they keep `cache_bytes` true; callers publish).
+void cache_put(task_manager_state& st, task t) {
+  auto [i, fresh] = st.cache->try_emplace(t.id);
+  if (!fresh)
+    st.cache_bytes -= heap_bytes(i->second);
+  i->second = make_cached(std::move(t));
+  st.cache_bytes += heap_bytes(i->second);
+}
+
+void cache_erase(task_manager_state& st, int64_t id) {
+  if (auto i = st.cache->find(id); i != st.cache->end()) {
+    st.cache_bytes -= heap_bytes(i->second);
+    st.cache->erase(i);
+  }
+}
+
+void cache_drop(task_manager_state& st) {
+  st.cache.reset();
+  st.cache_bytes = 0;
+}
+
 bool is_mutation(op kind) {
   return kind == op::create || kind == op::update || kind == op::complete || kind == op::remove;
 }
 
 // Keeps the cache equal to what the database committed for one answered mutation.
 void apply_to_cache(self_ptr self, const task_cmd& cmd, const task_result& r) {
-  auto& cache = self->state.cache;
-  if (!cache)
+  auto& st = self->state;
+  if (!st.cache)
     return;
   if (cmd.kind == op::remove) {
-    cache->erase(cmd.id);
-    return;
+    cache_erase(st, cmd.id);
+  } else {
+    for (const auto& t : r.rows)
+      cache_put(st, t);
+    if (st.cache->size() > st.cache_limit) {
+      cache_drop(st);
+      st.too_big = true;
+    }
   }
-  for (const auto& t : r.rows)
-    (*cache)[t.id] = make_cached(t);
-  if (cache->size() > self->state.cache_limit) {
-    cache.reset();
-    self->state.too_big = true;
-  }
+  publish(st);
 }
 
 void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
@@ -188,17 +223,20 @@ void mutate(self_ptr self, task_cmd cmd, promise rp) {
             r.json = i->second.json; // rendered once, for the cache and this answer
         }
         render(copy.kind, r);
+        trace::mark(copy.trace, trace::answered);
         rp.deliver(std::move(r));
       },
       [self, rp, copy](caf::error& err) mutable {
         forget_request_timeout(self);
+        auto& st = self->state;
         if (err == errc::task_not_found) {
-          if (self->state.cache)
-            self->state.cache->erase(copy.id);
+          if (st.cache)
+            cache_erase(st, copy.id);
         } else {
           // The outcome is unknown (or odd): forget what we knew, reload on next use.
-          self->state.cache.reset();
+          cache_drop(st);
         }
+        publish(st);
         rp.deliver(as_service_error(std::move(err)));
       });
 }
@@ -213,6 +251,31 @@ task_cmd load_command(size_t limit) {
 }
 
 } // namespace
+
+namespace {
+
+// glibc's chunk for a request of `n` bytes: its size word, rounded up to 16, at least 32.
+size_t chunk(size_t n) {
+  return std::max<size_t>(32, (n + sizeof(size_t) + 15) & ~size_t{15});
+}
+
+size_t string_heap(const std::string& s) {
+  return s.capacity() > 15 ? chunk(s.capacity() + 1) : 0; // short strings live inline
+}
+
+} // namespace
+
+size_t heap_bytes(const cached_task& c) {
+  // One hash node (next pointer, key, value) and its bucket pointer, plus the strings.
+  constexpr size_t node = sizeof(void*) + sizeof(std::pair<const int64_t, cached_task>);
+  return chunk(node) + sizeof(void*) + string_heap(c.value.title) +
+         (c.value.description ? string_heap(*c.value.description) : 0) + string_heap(c.json);
+}
+
+task_manager_state::~task_manager_state() {
+  cache_bytes = 0;
+  publish(*this);
+}
 
 cached_task make_cached(task t) {
   cached_task c;
@@ -276,21 +339,26 @@ task_result list_tasks(const task_cache& tasks, const task_query& q) {
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit,
-             pending_counter pending) {
+             pending_counter pending, cache_budget_ptr budget) {
   self->state.user_id = std::move(user_id);
   self->state.pending = std::move(pending);
+  self->state.budget = std::move(budget);
   self->state.db = std::move(db);
   self->state.db_timeout = db_timeout;
   self->state.cache_limit = cache_limit;
   return {
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
+      trace::mark(cmd.trace, trace::managed);
       auto& st = self->state;
       auto rp = promise{self->make_response_promise<task_result>(), st.pending, &self->clock()};
-      if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd)) {
+      // A plain mutation does not need the cache: it goes to the database without loading
+      // it (creates by users whose cache was evicted for the budget do not reload it).
+      bool plain_write = is_mutation(cmd.kind) && !cmd.if_match;
+      if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd) || plain_write) {
         handle(self, std::move(cmd), rp);
         return rp.rp;
       }
-      // First use: load the user's tasks. `await` keeps later messages waiting meanwhile.
+      // First read: load the user's tasks. `await` keeps later messages waiting meanwhile.
       self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
                     load_command(st.cache_limit))
         .await(
@@ -302,10 +370,9 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
             } else {
               st.cache.emplace();
               st.cache->reserve(r.rows.size());
-              for (auto& t : r.rows) {
-                auto id = t.id;
-                st.cache->emplace(id, make_cached(std::move(t)));
-              }
+              for (auto& t : r.rows)
+                cache_put(st, std::move(t));
+              publish(st);
             }
             handle(self, std::move(cmd), rp);
           },
@@ -316,8 +383,9 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
       return rp.rp;
     },
     [self](atom::invalidate) {
-      self->state.cache.reset();
+      cache_drop(self->state);
       self->state.too_big = false;
+      publish(self->state);
     },
   };
 }

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/interfaces.hpp"
 
@@ -18,19 +21,50 @@ struct cached_task {
 
 /// What the registry and one manager share: the requests the registry handed on that the
 /// manager has not answered yet (the registry counts up, the manager counts down when it
-/// answers: it answers the requester directly, without a hop back through the registry), and
-/// when it last answered (the manager's clock, for idle eviction).
+/// answers: it answers the requester directly, without a hop back through the registry), when
+/// each last did so (for idle eviction and the cache budget's least-recently-used choice), and
+/// what the manager's cache holds.
 struct user_slot {
   std::atomic<size_t> pending{0};
-  std::atomic<int64_t> last_answer{0}; // actor_clock ticks since its epoch
+  std::atomic<int64_t> last_used{0};   // actor_clock ticks: the registry last handed on
+  std::atomic<int64_t> last_answer{0}; // actor_clock ticks: the manager last answered
+  std::atomic<int64_t> cache_bytes{0}; // the manager's estimate of what its cache holds
+  std::atomic<bool> shed{false};       // chosen for eviction over the cache budget
+  int64_t last_active() const {
+    return std::max(last_used.load(std::memory_order_relaxed),
+                    last_answer.load(std::memory_order_relaxed));
+  }
 };
 using pending_counter = std::shared_ptr<user_slot>;
+
+/// The memory all managers' caches may hold together (CACHE_MAX_MB). Each manager adds and
+/// subtracts its own estimate as its cache changes. The first registry shard to see the total
+/// over picks the least recently used users of all shards and tells every shard to evict its
+/// own (user_registry.cpp).
+struct cache_budget {
+  explicit cache_budget(size_t max) : max_bytes(static_cast<int64_t>(max)) {
+  }
+  const int64_t max_bytes; // 0: no bound
+  std::atomic<int64_t> used{0};
+  std::atomic<int64_t> next_shed{0}; // actor_clock ticks: no eviction pass before this
+  bool over() const { return max_bytes > 0 && used.load(std::memory_order_relaxed) > max_bytes; }
+  /// Every user's slot (the registry adds them; dead ones are swept out), guarded by `m`.
+  std::mutex m;
+  std::vector<std::weak_ptr<user_slot>> slots;
+  size_t swept_size = 0; // slots.size() after the last sweep
+  /// The registry shards (weak: they hold this budget), set before the first request.
+  std::vector<caf::actor_addr> shards;
+};
+using cache_budget_ptr = std::shared_ptr<cache_budget>;
 
 /// This user's tasks by id.
 using task_cache = std::unordered_map<int64_t, cached_task>;
 
 /// Returns a cache entry for `t`.
 cached_task make_cached(task t);
+
+/// Returns an estimate of the heap one cache entry holds (node, strings, allocator overhead).
+size_t heap_bytes(const cached_task& c);
 
 struct task_manager_state {
   std::string user_id; // taken from the verified token, never from the request
@@ -42,6 +76,13 @@ struct task_manager_state {
   std::optional<task_cache> cache;
   bool too_big = false;   // the user had more than cache_limit tasks at the last load
   pending_counter pending; // may be null (a manager spawned without a registry)
+  cache_budget_ptr budget; // may be null (no global bound)
+  size_t cache_bytes = 0;   // heap_bytes() summed over `cache`
+  int64_t published = 0;    // what `pending` and `budget` were last told `cache_bytes` is
+  task_manager_state() = default;
+  task_manager_state(const task_manager_state&) = delete;
+  task_manager_state& operator=(const task_manager_state&) = delete;
+  ~task_manager_state(); // gives the cache's bytes back to the budget
   static inline const char* name = "task-manager";
 };
 
@@ -50,7 +91,7 @@ struct task_manager_state {
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit,
-             pending_counter pending);
+             pending_counter pending, cache_budget_ptr budget = nullptr);
 
 /// Answers a list query from the cache, as the database would (filter, order, page): the
 /// page as one JSON array in `json` (no rows) and the count before paging in `total`.

@@ -14,13 +14,14 @@ struct registry_limits {
   caf::timespan user_idle = std::chrono::minutes(5); // evict a manager idle this long
   size_t max_pending_per_user = 256;                  // beyond: errc::overloaded
   size_t cache_limit = 10000;                         // tasks a manager caches per user
+  cache_budget_ptr budget; // all caches together (shared by the shards); null: no bound
+  caf::timespan shed_pause = std::chrono::milliseconds(50); // between evictions for it
 };
 
 struct user_registry_state {
   struct entry {
     task_manager_actor manager;
     pending_counter pending; // counted up here, down by the manager when it answers
-    caf::actor_clock::time_point last_used;
   };
   std::unordered_map<std::string, entry> users;
   db_actor db;

@@ -225,10 +225,18 @@ const std::vector<spec>& specs() {
     {"CACHE_TASKS_PER_USER", "<0..1000000>", "10000",
      "tasks a user's actor caches (0: no cache)", false,
      integer(&s::cache_tasks_per_user, 0, 1'000'000)},
+    {"CACHE_MAX_MB", "<0..1048576>", "24",
+     "memory all users' caches may hold together; least recently used users are evicted "
+     "beyond (0: no bound)",
+     false, integer(&s::cache_max_mb, 0, 1'048'576)},
     {"GROUP_COMMIT_MAX", "<1..1024>", "64", "mutations per group commit (1: none)", false,
      integer(&s::group_commit_max, 1, 1024)},
     {"TOKEN_CACHE_SIZE", "<0..1000000>", "10000", "verified tokens cached (0: no cache)", false,
      integer(&s::token_cache_size, 0, 1'000'000)},
+    {"TRACE_STAGES", "<bool>", "false",
+     "time each write's stages (courier, token, TaskManager, DB queue, commit) and print "
+     "their percentiles at shutdown",
+     false, boolean(&s::trace_stages)},
   };
   return table;
 }

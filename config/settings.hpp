@@ -43,8 +43,10 @@ struct settings {
   size_t max_pending_per_user = 256;                    // MAX_PENDING_PER_USER
   size_t db_queue_limit = 4096;                         // DB_QUEUE_LIMIT
   size_t cache_tasks_per_user = 10000;                  // CACHE_TASKS_PER_USER, 0..1000000
+  size_t cache_max_mb = 24;                             // CACHE_MAX_MB, all caches, 0: no bound
   size_t group_commit_max = 64;                         // GROUP_COMMIT_MAX, 1..1024
   size_t token_cache_size = 10000;                      // TOKEN_CACHE_SIZE, 0..1000000
+  bool trace_stages = false;                            // TRACE_STAGES
 };
 
 /// One invalid or missing setting; the message never contains a secret value.

@@ -153,6 +153,7 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
       // has made one, and the requester would wait for its timeout instead.
       if (full(self->state))
         return caf::make_error(errc::overloaded);
+      trace::mark(cmd.trace, trace::pooled);
       db_pool_state::job job;
       job.user = std::move(user);
       job.cmd = std::move(cmd);

@@ -23,6 +23,25 @@ db_worker_state::~db_worker_state() = default;
 
 namespace {
 
+// Stamps traced jobs when a worker starts them and when it has their results (TRACE_STAGES).
+struct worker_stamps {
+  explicit worker_stamps(const task_cmd& c) : one(&c) { each(trace::started); }
+  explicit worker_stamps(const std::vector<db_job>& j) : jobs(&j) { each(trace::started); }
+  worker_stamps(const worker_stamps&) = delete;
+  worker_stamps& operator=(const worker_stamps&) = delete;
+  ~worker_stamps() { each(trace::committed); }
+  void each(trace::stage st) const {
+    if (one)
+      trace::mark(one->trace, st);
+    if (jobs)
+      for (const auto& j : *jobs)
+        trace::mark(j.cmd.trace, st);
+  }
+  const task_cmd* one = nullptr;
+  const std::vector<db_job>* jobs = nullptr;
+};
+
+
 constexpr auto max_backoff = std::chrono::seconds(2);
 
 // Reads sql::task_columns starting at column `first`.
@@ -328,6 +347,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
   return {
     [run_one](atom::exec, const std::string& user,
               const task_cmd& cmd) -> caf::result<task_result> {
+      worker_stamps stamps{cmd};
       auto o = run_one(user, cmd);
       if (o.code != errc::none)
         return caf::make_error(o.code);
@@ -335,6 +355,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
     },
     [connection, drop, run_one](atom::batch,
                                 const std::vector<db_job>& jobs) -> std::vector<db_outcome> {
+      worker_stamps stamps{jobs};
       std::vector<db_outcome> out(jobs.size());
       auto* conn = connection();
       if (!conn) {

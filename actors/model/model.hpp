@@ -1,6 +1,7 @@
 #pragma once
 // Plain value types shared by every layer. No CAF, Beast or pqxx here.
 
+#include "actors/model/stage_trace.hpp"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,6 +53,7 @@ struct task_cmd {
   int64_t deadline_ns = 0; // steady-clock time after which nobody waits for the answer (0: none)
   // If-Match of a mutation, when sent (even empty): 412 unless it lists the task's ETag.
   std::optional<std::string> if_match;
+  trace::stamps_ptr trace; // TRACE_STAGES: where a write's time goes (null: not traced)
 };
 
 /// The answer to a task_cmd: the affected row(s); for list, one page and the

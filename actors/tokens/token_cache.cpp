@@ -29,6 +29,12 @@ std::string token_cache::digest(std::string_view token) {
 }
 
 std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t now) {
+  if (auto h = lookup(token, now))
+    return std::move(h->claims);
+  return std::nullopt;
+}
+
+std::optional<token_cache::hit> token_cache::lookup(std::string_view token, int64_t now) {
   if (index_.empty())
     return std::nullopt;
   auto i = index_.find(digest(token));
@@ -41,24 +47,24 @@ std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t n
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, pos);
-  return pos->claims;
+  return hit{pos->claims, pos->expires_at};
 }
 
-void token_cache::insert(std::string_view token, const jwt::verified& claims, int64_t now) {
+int64_t token_cache::insert(std::string_view token, const jwt::verified& claims, int64_t now) {
   if (capacity_ == 0)
-    return;
+    return 0;
   constexpr auto max = std::numeric_limits<int64_t>::max();
   int64_t expires_at = now > max - max_ttl_ ? max : now + max_ttl_;
   if (claims.expires_at != 0)
     expires_at = std::min(expires_at, claims.expires_at);
   if (expires_at <= now)
-    return;
+    return 0;
   auto key = digest(token);
   if (auto i = index_.find(key); i != index_.end()) {
     i->second->claims = claims;
     i->second->expires_at = expires_at;
     lru_.splice(lru_.begin(), lru_, i->second);
-    return;
+    return expires_at;
   }
   if (index_.size() >= capacity_) {
     index_.erase(lru_.back().digest);
@@ -66,6 +72,7 @@ void token_cache::insert(std::string_view token, const jwt::verified& claims, in
   }
   lru_.push_front(node{key, claims, expires_at});
   index_.emplace(std::move(key), lru_.begin());
+  return expires_at;
 }
 
 void token_cache::clear() {

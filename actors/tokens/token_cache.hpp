@@ -21,12 +21,22 @@ class token_cache {
 public:
   explicit token_cache(size_t capacity, int64_t max_ttl_seconds = 300);
 
+  /// A live entry: the claims and when the entry expires (Unix seconds).
+  struct hit {
+    jwt::verified claims;
+    int64_t expires_at;
+  };
+
+  /// Returns the entry stored for `token` if it is still live at `now` (Unix seconds).
+  std::optional<hit> lookup(std::string_view token, int64_t now);
+
   /// Returns the claims stored for `token` if its entry is still live at `now` (Unix seconds).
   std::optional<jwt::verified> find(std::string_view token, int64_t now);
 
-  /// Stores `claims` for `token` as verified at `now`. Does nothing when the capacity is zero or
-  /// the token's exp is not after `now` (it was accepted within the leeway).
-  void insert(std::string_view token, const jwt::verified& claims, int64_t now);
+  /// Stores `claims` for `token` as verified at `now` and returns when the entry expires.
+  /// Does nothing (and returns 0) when the capacity is zero or the token's exp is not after
+  /// `now` (it was accepted within the leeway).
+  int64_t insert(std::string_view token, const jwt::verified& claims, int64_t now);
 
   /// Drops every entry, e.g. after the key set changed.
   void clear();

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -264,4 +265,55 @@ TEST_CASE("auth: on a real scheduler the fetch runs on a detached helper") {
   CHECK(*ep.calls == 1);
   CHECK(*fetched_on != std::this_thread::get_id());
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(deterministic_system,
+                 "auth: claims say how long a verdict may be reused and under which key set") {
+  fake_endpoint ep;
+  auto k1 = ed25519();
+  auto k2 = ed25519();
+  auto jwk = [](const pkey_ptr& k, const char* kid) {
+    return jwks::to_public_jwk(k.get(), kid, "EdDSA");
+  };
+  *ep.document = jwks_of({jwk(k1, "k1")});
+  auto cfg = url_config(ep);
+  auto generation = std::make_shared<std::atomic<uint64_t>>(0);
+  cfg.generation = generation;
+  auto a = sys.spawn(auth, cfg);
+  run();
+  CHECK(generation->load() == 1); // the key set fetched at start
+  struct answer {
+    bool ok = false;
+    std::string sub;
+    int64_t until = 0;
+    uint64_t gen = 0;
+  };
+  auto claims = [&](const std::string& token) {
+    auto got = std::make_shared<answer>();
+    sys.spawn([=](caf::event_based_actor* self, int) {
+      self->request(a, std::chrono::seconds(3600), atom::claims::value, token)
+        .then([=](std::string& s, int64_t u, uint64_t g) { *got = answer{true, s, u, g}; },
+              [=](caf::error&) { got->ok = false; });
+    }, 0);
+    run();
+    return *got;
+  };
+  // Reusable until the token's exp or the cache's 300 s, whichever comes first.
+  auto x = claims(ed_token(k1.get(), "k1"));
+  REQUIRE(x.ok);
+  CHECK(x.sub == "alice");
+  CHECK(x.until == now + 300);
+  CHECK(x.gen == 1);
+  auto brief = claims(ed_token(k1.get(), "k1", payload("bob", now + 60)));
+  REQUIRE(brief.ok);
+  CHECK(brief.until == now + 60);
+  // The frontend rotates: the new kid's fetch installs another key set, the generation moves.
+  *ep.document = jwks_of({jwk(k1, "k1"), jwk(k2, "k2")});
+  auto y = claims(ed_token(k2.get(), "k2", payload("carol")));
+  REQUIRE(y.ok);
+  CHECK(y.sub == "carol");
+  CHECK(y.gen == 2);
+  CHECK(generation->load() == 2);
+  CHECK_FALSE(claims("not.a.token").ok);
+  CHECK_FALSE(claims(ed_token(ed25519().get(), "k1")).ok); // forged
 }

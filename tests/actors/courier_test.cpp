@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -36,15 +37,32 @@ struct courier_fixture : test::deterministic_system {
   courier_actor carrier;
   std::vector<reply> replies; // every call of a job's `done`, in order
 
-  courier_fixture() {
+  // The couriers' token cache (on in the server): the key-set generation and a clock both
+  // the auth actor and the courier read.
+  std::shared_ptr<std::atomic<uint64_t>> generation;
+  int64_t clock = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+
+  explicit courier_fixture(bool token_cache = false) {
     auth_config acfg;
     acfg.opts.hs256_secret = secret;
     acfg.detach_fetch = false;
+    acfg.now = [this] { return clock; };
+    courier_tokens tokens;
+    if (token_cache) {
+      generation = std::make_shared<std::atomic<uint64_t>>(0);
+      acfg.generation = generation;
+      tokens.generation = generation;
+      tokens.capacity = 16;
+      tokens.max_ttl_seconds = 300;
+      tokens.now = [this] { return clock; };
+    }
     auth = sys.spawn(todo::auth, acfg);
     registry_limits limits;
     for (int i = 0; i < 2; ++i)
       shards.push_back(sys.spawn(user_registry, caf::actor_cast<db_actor>(db), limits));
-    carrier = sys.spawn(courier, auth, std::make_shared<const registry_shards>(shards));
+    carrier = sys.spawn(courier, auth, std::make_shared<const registry_shards>(shards), tokens);
     run();
   }
   ~courier_fixture() {
@@ -69,7 +87,62 @@ struct courier_fixture : test::deterministic_system {
   }
 };
 
+struct caching_courier : courier_fixture {
+  caching_courier() : courier_fixture(true) {
+  }
+  // Stops the auth actor: from now on only the courier's own cache can answer for a token.
+  void stop_auth() {
+    caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
 } // namespace
+
+TEST_CASE_METHOD(caching_courier, "a courier reuses a verified token without asking the auth actor") {
+  auto alice = token_for("alice");
+  carry(alice, "", test::create_cmd("first"));
+  stop_auth();
+  carry(alice, "", test::create_cmd("second")); // no auth actor any more: the cache answered
+  carry(token_for("bob"), "", test::create_cmd("never")); // not cached: needs the auth actor
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].code == errc::none);
+  CHECK(replies[1].code == errc::none);
+  CHECK(replies[2].code != errc::none);
+  CHECK(data->rows["alice"].size() == 2);
+  CHECK(data->rows["bob"].empty());
+  // The scope is still checked on a cache hit.
+  carry(alice, "bob", test::create_cmd("scoped"));
+  REQUIRE(replies.size() == 4);
+  CHECK(replies[3].code == errc::forbidden);
+}
+
+TEST_CASE_METHOD(caching_courier, "a new key set empties the couriers' token caches") {
+  auto alice = token_for("alice");
+  carry(alice, "", test::create_cmd("first"));
+  generation->fetch_add(1); // what the auth actor does when it installs a JWKS
+  stop_auth();
+  carry(alice, "", test::create_cmd("after rotation"));
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].code == errc::none);
+  CHECK(replies[1].code != errc::none); // had to ask the auth actor again
+  CHECK(data->rows["alice"].size() == 1);
+}
+
+TEST_CASE_METHOD(caching_courier, "a cached token stops working at its exp") {
+  auto soon = jwt::sign_hs256(secret, R"({"sub":"alice","exp":)" + std::to_string(clock + 5) + "}");
+  carry(soon, "", test::create_cmd("in time"));
+  stop_auth();
+  clock += 4;
+  carry(soon, "", test::create_cmd("still in time"));
+  clock += 2;
+  carry(soon, "", test::create_cmd("too late"));
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].code == errc::none);
+  CHECK(replies[1].code == errc::none);
+  CHECK(replies[2].code != errc::none);
+  CHECK(data->rows["alice"].size() == 2);
+}
 
 TEST_CASE_METHOD(courier_fixture, "a courier runs a verified user's command and answers once") {
   carry(token_for("alice"), "", test::create_cmd("milk"));

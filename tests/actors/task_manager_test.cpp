@@ -22,9 +22,11 @@ task_cmd by_id(op kind, int64_t id) {
 struct manager_fixture : deterministic_system {
   std::shared_ptr<test::fake_db_data> data = std::make_shared<test::fake_db_data>();
   test::fake_db_actor db = sys.spawn(test::fake_db, data);
-  task_manager_actor spawn_manager(std::string user, size_t cache_limit = 10000) {
+  task_manager_actor spawn_manager(std::string user, size_t cache_limit = 10000,
+                                   cache_budget_ptr budget = nullptr) {
     return sys.spawn(task_manager, std::move(user), caf::actor_cast<db_actor>(db),
-                     caf::timespan{std::chrono::seconds(2)}, cache_limit, nullptr);
+                     caf::timespan{std::chrono::seconds(2)}, cache_limit, nullptr,
+                     std::move(budget));
   }
   ~manager_fixture() {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
@@ -131,10 +133,13 @@ TEST_CASE_METHOD(manager_fixture, "reads are answered from the cache after one l
   auto alice = spawn_manager("alice");
   auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("cached"));
   REQUIRE(made);
-  auto after_create = data->log.size(); // the load, then the insert
-  CHECK(after_create == 2);
+  CHECK(data->log.size() == 1); // the insert: a write does not load the cache
   task_cmd list;
   list.kind = op::list;
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list)); // the first read loads it
+  auto after_create = data->log.size();
+  CHECK(after_create == 2);
+  CHECK(data->log.back().second.kind == op::list);
   for (int i = 0; i < 5; ++i) {
     REQUIRE(ask<task_result>(alice, atom::exec::value, list));
     REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id)));
@@ -245,4 +250,40 @@ TEST_CASE_METHOD(manager_fixture, "If-Match is checked with and without a cache"
     CHECK(ask<task_result>(alice, atom::exec::value, missing).error() == errc::task_not_found);
     caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
   }
+}
+
+TEST_CASE_METHOD(manager_fixture, "a manager tells the cache budget what its cache holds") {
+  auto budget = std::make_shared<cache_budget>(size_t{1} << 20);
+  for (int i = 0; i < 10; ++i)
+    data->rows["alice"][100 + i] = task{100 + i, "seeded " + std::to_string(i),
+                                        std::string(200, 'd'), false, 1, 1};
+  auto alice = spawn_manager("alice", 10000, budget);
+  task_cmd list;
+  list.kind = op::list;
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list)); // loads the cache
+  auto loaded = budget->used.load();
+  // Ten entries, each at least its JSON and description on the heap.
+  CHECK(loaded > 10 * (200 + 200));
+  CHECK(loaded < 10 * 2000);
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("one more"));
+  REQUIRE(made);
+  CHECK(budget->used.load() > loaded);
+  auto grown = budget->used.load();
+  // A longer description costs more; the old entry's bytes are given back.
+  task_cmd edit = by_id(op::update, made->rows.at(0).id);
+  edit.patch.set_description = true;
+  edit.patch.description = std::string(1000, 'x');
+  REQUIRE(ask<task_result>(alice, atom::exec::value, edit));
+  CHECK(budget->used.load() >= grown + 1000);
+  REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::remove, made->rows.at(0).id)));
+  CHECK(budget->used.load() == loaded);
+  // Dropped cache: nothing held; reloaded: the same as before; a stopped manager: nothing.
+  caf::anon_send(alice, atom::invalidate::value);
+  run();
+  CHECK(budget->used.load() == 0);
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+  CHECK(budget->used.load() == loaded);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+  run();
+  CHECK(budget->used.load() == 0);
 }

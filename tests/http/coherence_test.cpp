@@ -3,12 +3,18 @@
 
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <csignal>
+#include <map>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
+
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
@@ -235,4 +241,121 @@ TEST_CASE("group commit: concurrent writes share transactions") {
   CHECK(r[0].as<int>() == 240);
   // One transaction gives its rows one now(): fewer distinct stamps than rows means batches.
   CHECK(r[1].as<int>() < 240);
+}
+
+TEST_CASE("over CACHE_MAX_MB the least recently used users are evicted and reload correctly") {
+  // Three users of ~0.7 MB each (300 tasks with 1000-byte descriptions) against a 1 MB
+  // budget: each request for one of them finds the others over it.
+  auto log_path = "/tmp/todo-cache-budget-" + std::to_string(::getpid()) + ".log";
+  server_process server{{{"CACHE_MAX_MB", "1"}, {"LOG_LEVEL", "debug"}}, log_path};
+  server.start();
+  http_client c{server.port()};
+  std::vector<std::string> users;
+  for (int i = 0; i < 3; ++i)
+    users.push_back(fresh_user("budget"));
+  {
+    pqxx::connection db{database_url()};
+    pqxx::work w{db};
+    for (const auto& u : users)
+      w.exec_params("INSERT INTO tasks (user_id, title, description) "
+                    "SELECT $1, 'seeded ' || g, repeat('d', 1000) FROM generate_series(1, 300) g",
+                    u);
+    w.commit();
+  }
+  auto auth = [](const std::string& u) {
+    return header_list{{"Authorization", "Bearer " + token_for(u)}};
+  };
+  auto evictions = [&] {
+    std::ifstream in{log_path};
+    std::stringstream text;
+    text << in.rdbuf();
+    auto all = text.str();
+    size_t n = 0;
+    for (auto at = all.find("over CACHE_MAX_MB; evicted"); at != std::string::npos;
+         at = all.find("over CACHE_MAX_MB; evicted", at + 1))
+      ++n;
+    return n;
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& u : users) {
+      auto page = c.request("GET", "/api/tasks", auth(u));
+      REQUIRE(page.status == 200);
+      CHECK(page.header("x-total-count") == std::to_string(300 + round));
+      CHECK(page.body == sql_view(u));
+      // A write after the reload lands in the reloaded cache and in the database alike.
+      auto h = auth(u);
+      h.emplace_back("Content-Type", "application/json");
+      auto made = c.request("POST", "/api/tasks", h,
+                            R"({"title":"round )" + std::to_string(round) + R"("})");
+      REQUIRE(made.status == 201);
+      auto id = std::to_string(json::parse(made.body).at("id").as_int64());
+      CHECK(c.request("GET", "/api/tasks/" + id, auth(u)).body == made.body);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(60)); // past the pause between evictions
+  }
+  for (const auto& u : users)
+    CHECK(c.request("GET", "/api/tasks", auth(u)).body == sql_view(u));
+  // The log writer flushes every few milliseconds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(evictions() >= 3); // users were evicted, and came back whole
+  CHECK(server.stop(SIGTERM) == 0);
+  ::unlink(log_path.c_str());
+}
+
+TEST_CASE("TRACE_STAGES=1 prints where each write spent its time, at shutdown") {
+  auto log_path = "/tmp/todo-trace-" + std::to_string(::getpid()) + ".log";
+  server_process server{{{"TRACE_STAGES", "1"}, {"LOG_LEVEL", "info"}}, log_path};
+  server.start();
+  http_client c{server.port()};
+  auto user = fresh_user("trace");
+  header_list auth{{"Authorization", "Bearer " + token_for(user)}};
+  header_list wauth{auth[0], {"Content-Type", "application/json"}};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    auto made = c.request("POST", "/api/tasks", wauth, R"({"title":"traced"})");
+    REQUIRE(made.status == 201);
+    ids.push_back(std::to_string(json::parse(made.body).at("id").as_int64()));
+  }
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(c.request("PATCH", "/api/tasks/" + ids[static_cast<size_t>(i)] + "/complete", auth)
+              .status == 200);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(c.request("DELETE", "/api/tasks/" + ids[static_cast<size_t>(i)], auth).status == 204);
+  for (int i = 0; i < 10; ++i) // reads are not traced
+    REQUIRE(c.request("GET", "/api/tasks", auth).status == 200);
+  REQUIRE(server.stop(SIGTERM) == 0);
+  std::ifstream in{log_path};
+  std::string line;
+  std::map<std::string, long> counts;
+  while (std::getline(in, line)) {
+    auto at = line.find("trace: ");
+    if (at == std::string::npos)
+      continue;
+    auto rest = line.substr(at + 7);
+    // "<stage name>   <count> <p50> <p90> <p99> <max>": the name may contain spaces.
+    std::istringstream fields{rest};
+    std::vector<std::string> words;
+    for (std::string w; fields >> w;)
+      words.push_back(w);
+    if (words.size() < 6 || !std::isdigit(static_cast<unsigned char>(words[words.size() - 5][0])))
+      continue;
+    std::string name;
+    for (size_t i = 0; i + 5 < words.size(); ++i)
+      name += (name.empty() ? "" : " ") + words[i];
+    counts[name] = std::stol(words[words.size() - 5]);
+    // p50 <= p90 <= p99 <= max (all in microseconds)
+    auto p50 = std::stol(words[words.size() - 4]);
+    auto p99 = std::stol(words[words.size() - 2]);
+    auto max = std::stol(words[words.size() - 1]);
+    CHECK(p50 <= p99);
+    CHECK(p99 <= max * 2 + 1); // bucket edges round up by < 1/8
+  }
+  CHECK(counts["total (session to session)"] == 35);
+  CHECK(counts["token check"] == 35);
+  CHECK(counts["to the user's TaskManager"] == 35);
+  CHECK(counts["waiting for a DB worker"] == 35);
+  CHECK(counts["statement + commit"] == 35);
+  CHECK(counts["back to the courier"] == 35);
+  if (std::getenv("KEEP_TRACE_LOG") == nullptr)
+    ::unlink(log_path.c_str());
 }
