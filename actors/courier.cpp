@@ -75,7 +75,7 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
   auto& st = self->state;
   st.cfg = std::move(tokens);
   if (st.cfg.generation && st.cfg.capacity > 0)
-    st.tokens.emplace(st.cfg.capacity, st.cfg.max_ttl_seconds);
+    st.tokens.emplace(st.cfg.capacity, st.cfg.max_ttl_seconds, false);
   return {
     [=](courier_job_ptr& job) {
       trace::mark(job->cmd.trace, trace::couriered);

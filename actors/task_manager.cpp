@@ -104,6 +104,7 @@ void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
   task_result r;
   r.rows.push_back(i->second.value);
   r.json = i->second.json;
+  r.etag = i->second.etag;
   r.total = 1;
   rp.deliver(std::move(r));
 }
@@ -170,8 +171,8 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
 // this instance can slip between them.
 void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
-  auto decide = [self, rp](task_cmd& cmd, const std::string& json) mutable {
-    if (!etag_listed(*cmd.if_match, etag_of(json), true))
+  auto decide = [self, rp](task_cmd& cmd, const std::string& etag) mutable {
+    if (!etag_listed(*cmd.if_match, etag, true))
       rp.deliver(caf::make_error(errc::precondition_failed));
     else
       mutate(self, std::move(cmd), rp);
@@ -182,7 +183,7 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
       rp.deliver(caf::make_error(errc::task_not_found));
       return;
     }
-    decide(cmd, i->second.json);
+    decide(cmd, i->second.etag);
     return;
   }
   task_cmd fetch;
@@ -198,7 +199,7 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
         }
         std::string json;
         write_task(json, r.rows.front());
-        decide(cmd, json);
+        decide(cmd, etag_of(json));
       },
       [self, rp](caf::error& err) mutable {
         forget_request_timeout(self);
@@ -269,7 +270,8 @@ size_t heap_bytes(const cached_task& c) {
   // One hash node (next pointer, key, value) and its bucket pointer, plus the strings.
   constexpr size_t node = sizeof(void*) + sizeof(std::pair<const int64_t, cached_task>);
   return chunk(node) + sizeof(void*) + string_heap(c.value.title) +
-         (c.value.description ? string_heap(*c.value.description) : 0) + string_heap(c.json);
+         (c.value.description ? string_heap(*c.value.description) : 0) + string_heap(c.json) +
+         string_heap(c.etag);
 }
 
 task_manager_state::~task_manager_state() {
@@ -281,6 +283,7 @@ cached_task make_cached(task t) {
   cached_task c;
   c.json.reserve(160 + t.title.size() + (t.description ? t.description->size() : 0));
   write_task(c.json, t);
+  c.etag = etag_of(c.json);
   c.value = std::move(t);
   return c;
 }

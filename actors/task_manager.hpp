@@ -17,6 +17,7 @@ namespace todo {
 struct cached_task {
   task value;
   std::string json;
+  std::string etag; // etag_of(json)
 };
 
 /// What the registry and one manager share: the requests the registry handed on that the

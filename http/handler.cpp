@@ -118,9 +118,12 @@ response error_response(const server_context& ctx, const exchange& ex, errc code
   return res;
 }
 
-/// A GET's answer with an ETag (a hash of the exact body), or 304 when If-None-Match has it.
-response cacheable_response(const server_context& ctx, const exchange& ex, std::string body) {
-  auto tag = etag_of(body);
+/// A GET's answer with an ETag (a hash of the exact body: `tag` when the caller knows it), or
+/// 304 when If-None-Match has it.
+response cacheable_response(const server_context& ctx, const exchange& ex, std::string body,
+                            std::string tag = {}) {
+  if (tag.empty())
+    tag = etag_of(body);
   bool fresh = etag_listed(ex.if_none_match, tag);
   auto res = make_response(ctx, ex, fresh ? 304 : 200, fresh ? std::string{} : std::move(body));
   res.set(bhttp::field::etag, tag);
@@ -165,7 +168,7 @@ response reply_response(const server_context& ctx, const exchange& ex, op kind,
     return error_response(ctx, ex, errc::internal, {});
   std::string body = std::move(result.json);
   if (kind == op::fetch) {
-    auto res = cacheable_response(ctx, ex, std::move(body));
+    auto res = cacheable_response(ctx, ex, std::move(body), std::move(result.etag));
     frame(res);
     return res;
   }

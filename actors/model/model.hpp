@@ -62,6 +62,7 @@ struct task_result {
   std::vector<task> rows;
   int64_t total = 0;
   std::string json; // the answer's JSON, ready to send: rendered by the task manager (empty for remove)
+  std::string etag; // etag_of(json) when the task manager already knew it (a cached task), else empty
 };
 
 } // namespace todo

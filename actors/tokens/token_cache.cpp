@@ -8,8 +8,9 @@
 
 namespace todo {
 
-token_cache::token_cache(size_t capacity, int64_t max_ttl_seconds)
-  : capacity_(capacity), max_ttl_(std::max<int64_t>(max_ttl_seconds, 0)) {
+token_cache::token_cache(size_t capacity, int64_t max_ttl_seconds, bool hashed_keys)
+  : capacity_(capacity), max_ttl_(std::max<int64_t>(max_ttl_seconds, 0)),
+    hashed_keys_(hashed_keys) {
 }
 
 std::string token_cache::digest(std::string_view token) {
@@ -37,7 +38,7 @@ std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t n
 std::optional<token_cache::hit> token_cache::lookup(std::string_view token, int64_t now) {
   if (index_.empty())
     return std::nullopt;
-  auto i = index_.find(digest(token));
+  auto i = index_.find(key_of(token));
   if (i == index_.end())
     return std::nullopt;
   auto pos = i->second;
@@ -59,7 +60,7 @@ int64_t token_cache::insert(std::string_view token, const jwt::verified& claims,
     expires_at = std::min(expires_at, claims.expires_at);
   if (expires_at <= now)
     return 0;
-  auto key = digest(token);
+  auto key = key_of(token);
   if (auto i = index_.find(key); i != index_.end()) {
     i->second->claims = claims;
     i->second->expires_at = expires_at;

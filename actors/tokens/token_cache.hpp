@@ -19,7 +19,10 @@ namespace todo {
 /// was stored, whichever comes first, so a rotated-out key stops working within that bound.
 class token_cache {
 public:
-  explicit token_cache(size_t capacity, int64_t max_ttl_seconds = 300);
+  /// With `hashed_keys` (the auth actor's cache) a token is kept only as its SHA-256; without
+  /// (the couriers' caches, on the path of every request) the token itself is the key, which
+  /// saves the digest per lookup (see README, "Authentication").
+  explicit token_cache(size_t capacity, int64_t max_ttl_seconds = 300, bool hashed_keys = true);
 
   /// A live entry: the claims and when the entry expires (Unix seconds).
   struct hit {
@@ -46,7 +49,7 @@ public:
 
   size_t capacity() const { return capacity_; }
 
-  /// Returns the raw 32-byte SHA-256 of `token`: the only form in which a token is kept.
+  /// Returns the raw 32-byte SHA-256 of `token`.
   static std::string digest(std::string_view token);
 
 private:
@@ -57,8 +60,13 @@ private:
   };
   using list_type = std::list<node>;
 
+  std::string key_of(std::string_view token) const {
+    return hashed_keys_ ? digest(token) : std::string{token};
+  }
+
   size_t capacity_;
   int64_t max_ttl_;
+  bool hashed_keys_;
   list_type lru_; // most recently used first
   std::unordered_map<std::string, list_type::iterator> index_;
 };
