@@ -76,14 +76,15 @@ using auth_actor = caf::typed_actor<
 using db_actor = caf::typed_actor<
   // Runs one command for the given user and answers the committed result.
   caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
+  // Runs several mutations in one transaction, in order (a user's queued writes; the workers
+  // also get other users' mutations this way: group commit); one outcome per job. A job that
+  // fails does not fail the others.
+  caf::replies_to<atom::batch, std::vector<db_job>>::with<std::vector<db_outcome>>,
   // Answers true when the database answers a trivial query.
   caf::replies_to<atom::ping>::with<bool>>;
 
-/// One connection to PostgreSQL (behind the pool, which has the plain db_actor interface).
-using db_worker_actor = db_actor::extend<
-  // Runs several users' mutations in one transaction (group commit); one outcome per job, in
-  // order. A job that fails does not fail the others.
-  caf::replies_to<atom::batch, std::vector<db_job>>::with<std::vector<db_outcome>>>;
+/// One connection to PostgreSQL (behind the pool): the same interface.
+using db_worker_actor = db_actor;
 
 /// One actor per active user. Applies that user's mutations one at a time, in arrival order.
 using task_manager_actor = caf::typed_actor<

@@ -119,6 +119,7 @@ bool expired(const task_cmd& cmd) {
 
 void mutate(self_ptr self, task_cmd cmd, promise rp);
 void check_then_mutate(self_ptr self, task_cmd cmd, promise rp);
+void drain(self_ptr self);
 
 // Renders an answer's JSON when the cache did not supply it: the one place a reply becomes
 // JSON, so that the HTTP layer only sends bytes.
@@ -167,8 +168,8 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
 }
 
 // Runs a conditional mutation (If-Match): 412 unless the task's current ETag is listed. The
-// check and the mutation are one step of this user's queue (`await`), so no other request of
-// this instance can slip between them.
+// check and the mutation are one step of this user's queue, so no other request of this
+// instance can slip between them.
 void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
   auto decide = [self, rp](task_cmd& cmd, const std::string& etag) mutable {
@@ -189,57 +190,150 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
   task_cmd fetch;
   fetch.kind = op::fetch;
   fetch.id = cmd.id;
+  st.busy = true;
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(fetch))
-    .await(
+    .then(
       [self, rp, cmd, decide](task_result& r) mutable {
         forget_request_timeout(self);
+        self->state.busy = false;
         if (r.rows.empty()) {
           rp.deliver(caf::make_error(errc::task_not_found));
-          return;
+        } else {
+          std::string json;
+          write_task(json, r.rows.front());
+          decide(cmd, etag_of(json)); // may make the user busy again (the write)
         }
-        std::string json;
-        write_task(json, r.rows.front());
-        decide(cmd, etag_of(json));
+        drain(self);
       },
       [self, rp](caf::error& err) mutable {
         forget_request_timeout(self);
+        self->state.busy = false;
         rp.deliver(as_service_error(std::move(err)));
+        drain(self);
       });
 }
 
-// Sends one mutation to the database and applies its committed result to the cache.
+// Applies one committed write to the cache and answers it.
+void write_done(self_ptr self, const task_cmd& cmd, promise& rp, task_result r) {
+  apply_to_cache(self, cmd, r);
+  if (self->state.cache && r.rows.size() == 1) {
+    auto i = self->state.cache->find(r.rows.front().id);
+    if (i != self->state.cache->end())
+      r.json = i->second.json; // rendered once, for the cache and this answer
+  }
+  render(cmd.kind, r);
+  trace::mark(cmd.trace, trace::answered);
+  rp.deliver(std::move(r));
+}
+
+// Answers one failed write and makes the cache forget what may have changed.
+void write_failed(self_ptr self, const task_cmd& cmd, promise& rp, caf::error err) {
+  auto& st = self->state;
+  if (err == errc::task_not_found) {
+    if (st.cache)
+      cache_erase(st, cmd.id);
+  } else {
+    // The outcome is unknown (or odd): forget what we knew, reload on next use.
+    cache_drop(st);
+  }
+  publish(st);
+  rp.deliver(as_service_error(std::move(err)));
+}
+
+// Sends one mutation to the database; the user's later requests wait until it has answered
+// (that is where per-user ordering comes from).
 void mutate(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
-  // `await` holds this user's next message until the database has answered: that is
-  // where per-user ordering comes from.
+  st.busy = true;
   auto copy = cmd;
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
-    .await(
+    .then(
       [self, rp, copy](task_result& r) mutable {
         forget_request_timeout(self);
-        apply_to_cache(self, copy, r);
-        if (self->state.cache && r.rows.size() == 1) {
-          auto i = self->state.cache->find(r.rows.front().id);
-          if (i != self->state.cache->end())
-            r.json = i->second.json; // rendered once, for the cache and this answer
-        }
-        render(copy.kind, r);
-        trace::mark(copy.trace, trace::answered);
-        rp.deliver(std::move(r));
+        self->state.busy = false;
+        write_done(self, copy, rp, std::move(r));
+        drain(self);
       },
       [self, rp, copy](caf::error& err) mutable {
         forget_request_timeout(self);
-        auto& st = self->state;
-        if (err == errc::task_not_found) {
-          if (st.cache)
-            cache_erase(st, copy.id);
-        } else {
-          // The outcome is unknown (or odd): forget what we knew, reload on next use.
-          cache_drop(st);
-        }
-        publish(st);
-        rp.deliver(as_service_error(std::move(err)));
+        self->state.busy = false;
+        write_failed(self, copy, rp, std::move(err));
+        drain(self);
       });
+}
+
+using queued_write = std::pair<task_cmd, promise>;
+
+// Sends the writes that queued up behind an earlier one to the database together, in
+// order, in one transaction (each with its own outcome): a write waits for at most one
+// earlier round trip of its user instead of one per write ahead of it.
+void mutate_run(self_ptr self, std::vector<queued_write> run) {
+  auto& st = self->state;
+  st.busy = true;
+  std::vector<db_job> jobs;
+  jobs.reserve(run.size());
+  for (const auto& w : run)
+    jobs.push_back(db_job{st.user_id, w.first});
+  self->request(st.db, st.db_timeout, atom::batch::value, std::move(jobs))
+    .then(
+      [self, run](std::vector<db_outcome>& outs) mutable {
+        forget_request_timeout(self);
+        self->state.busy = false;
+        for (size_t i = 0; i < run.size(); ++i) {
+          if (i >= outs.size())
+            write_failed(self, run[i].first, run[i].second, caf::make_error(errc::internal));
+          else if (outs[i].code == errc::none)
+            write_done(self, run[i].first, run[i].second, std::move(outs[i].result));
+          else
+            write_failed(self, run[i].first, run[i].second, caf::make_error(outs[i].code));
+        }
+        drain(self);
+      },
+      [self, run](caf::error& err) mutable {
+        forget_request_timeout(self);
+        self->state.busy = false;
+        for (auto& w : run)
+          write_failed(self, w.first, w.second, err);
+        drain(self);
+      });
+}
+
+bool plain_write(const task_cmd& cmd) {
+  return is_mutation(cmd.kind) && !cmd.if_match;
+}
+
+void start(self_ptr self, task_cmd cmd, promise rp);
+
+// Runs what waited while the user was busy, in order, until it is busy again.
+void drain(self_ptr self) {
+  auto& st = self->state;
+  constexpr size_t max_run = 32;
+  while (!st.busy && !st.queue.empty()) {
+    auto wrap = [self](caf::typed_response_promise<task_result> rp) {
+      return promise{std::move(rp), self->state.pending, &self->clock()};
+    };
+    if (plain_write(st.queue.front().first)) {
+      std::vector<queued_write> run;
+      while (!st.queue.empty() && run.size() < max_run && plain_write(st.queue.front().first)) {
+        auto [cmd, rp] = std::move(st.queue.front());
+        st.queue.pop_front();
+        auto p = wrap(std::move(rp));
+        trace::mark(cmd.trace, trace::managed);
+        if (expired(cmd))
+          p.deliver(caf::make_error(errc::db_unavailable));
+        else
+          run.emplace_back(std::move(cmd), std::move(p));
+      }
+      if (run.size() == 1)
+        mutate(self, std::move(run.front().first), run.front().second);
+      else if (!run.empty())
+        mutate_run(self, std::move(run));
+      continue;
+    }
+    auto [cmd, rp] = std::move(st.queue.front());
+    st.queue.pop_front();
+    start(self, std::move(cmd), wrap(std::move(rp)));
+  }
 }
 
 task_cmd load_command(size_t limit) {
@@ -249,6 +343,45 @@ task_cmd load_command(size_t limit) {
   c.query.descending = false;
   c.query.limit = static_cast<int64_t>(limit) + 1; // one more tells us it is too big
   return c;
+}
+
+// Runs one command of the user whose earlier work is done.
+void start(self_ptr self, task_cmd cmd, promise rp) {
+  trace::mark(cmd.trace, trace::managed);
+  auto& st = self->state;
+  // A plain write does not need the cache: it goes to the database without loading it
+  // (creates by users whose cache was evicted for the budget do not reload it).
+  if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd) || plain_write(cmd)) {
+    handle(self, std::move(cmd), rp);
+    return;
+  }
+  // First read: load the user's tasks; later requests wait meanwhile.
+  st.busy = true;
+  self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
+                load_command(st.cache_limit))
+    .then(
+      [self, rp, cmd](task_result& r) mutable {
+        forget_request_timeout(self);
+        auto& st = self->state;
+        st.busy = false;
+        if (r.rows.size() > st.cache_limit) {
+          st.too_big = true;
+        } else {
+          st.cache.emplace();
+          st.cache->reserve(r.rows.size());
+          for (auto& t : r.rows)
+            cache_put(st, std::move(t));
+          publish(st);
+        }
+        handle(self, std::move(cmd), rp);
+        drain(self);
+      },
+      [self, rp](caf::error& err) mutable {
+        forget_request_timeout(self);
+        self->state.busy = false;
+        rp.deliver(as_service_error(std::move(err)));
+        drain(self);
+      });
 }
 
 } // namespace
@@ -351,39 +484,14 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
   self->state.cache_limit = cache_limit;
   return {
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
-      trace::mark(cmd.trace, trace::managed);
       auto& st = self->state;
-      auto rp = promise{self->make_response_promise<task_result>(), st.pending, &self->clock()};
-      // A plain mutation does not need the cache: it goes to the database without loading
-      // it (creates by users whose cache was evicted for the budget do not reload it).
-      bool plain_write = is_mutation(cmd.kind) && !cmd.if_match;
-      if (st.cache || st.too_big || st.cache_limit == 0 || expired(cmd) || plain_write) {
-        handle(self, std::move(cmd), rp);
-        return rp.rp;
+      auto rp = self->make_response_promise<task_result>();
+      if (st.busy) {
+        st.queue.emplace_back(std::move(cmd), rp); // in order, behind the user's earlier work
+        return rp;
       }
-      // First read: load the user's tasks. `await` keeps later messages waiting meanwhile.
-      self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
-                    load_command(st.cache_limit))
-        .await(
-          [self, rp, cmd](task_result& r) mutable {
-            forget_request_timeout(self);
-            auto& st = self->state;
-            if (r.rows.size() > st.cache_limit) {
-              st.too_big = true;
-            } else {
-              st.cache.emplace();
-              st.cache->reserve(r.rows.size());
-              for (auto& t : r.rows)
-                cache_put(st, std::move(t));
-              publish(st);
-            }
-            handle(self, std::move(cmd), rp);
-          },
-          [self, rp](caf::error& err) mutable {
-            forget_request_timeout(self);
-            rp.deliver(as_service_error(std::move(err)));
-          });
-      return rp.rp;
+      start(self, std::move(cmd), promise{rp, st.pending, &self->clock()});
+      return rp;
     },
     [self](atom::invalidate) {
       cache_drop(self->state);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -78,6 +79,10 @@ struct task_manager_state {
   bool too_big = false;   // the user had more than cache_limit tasks at the last load
   pending_counter pending; // may be null (a manager spawned without a registry)
   cache_budget_ptr budget; // may be null (no global bound)
+  /// True while a database call this user's later requests must wait for is in flight (a
+  /// write, a conditional write's check, the cache load); they wait in `queue`, in order.
+  bool busy = false;
+  std::deque<std::pair<task_cmd, caf::typed_response_promise<task_result>>> queue;
   size_t cache_bytes = 0;   // heap_bytes() summed over `cache`
   int64_t published = 0;    // what `pending` and `budget` were last told `cache_bytes` is
   task_manager_state() = default;
@@ -87,8 +92,10 @@ struct task_manager_state {
   static inline const char* name = "task-manager";
 };
 
-/// Serves one user's commands; mutations wait for the database before the next message.
-/// Reads are answered from a write-through cache of the user's tasks.
+/// Serves one user's commands in arrival order: a write (or a cache load) holds the user's
+/// later requests until the database has answered; writes that queued up meanwhile then go to
+/// the database together, in order, in one transaction. Reads are answered from a
+/// write-through cache of the user's tasks.
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit,

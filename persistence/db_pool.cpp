@@ -47,7 +47,13 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
 
 bool is_mutation(const db_pool_state::job& j) {
   auto k = j.cmd.kind;
-  return !j.ping && (k == op::create || k == op::update || k == op::complete || k == op::remove);
+  return !j.ping && (!j.seq.empty() || k == op::create || k == op::update ||
+                     k == op::complete || k == op::remove);
+}
+
+// The statements a job brings to a group commit.
+size_t size_of(const db_pool_state::job& j) {
+  return j.seq.empty() ? 1 : j.seq.size();
 }
 
 // Returns true (and answers the job) when its requester has given up already: do not run a
@@ -57,35 +63,71 @@ bool expired(db_pool_state& st, db_pool_state::job& job, caf::actor_clock::time_
     return false;
   if (job.ping)
     job.ping_rp.deliver(false);
+  else if (!job.seq.empty())
+    job.seq_rp.deliver(caf::make_error(errc::db_unavailable));
   else
     job.rp.deliver(caf::make_error(errc::db_unavailable));
   return true;
 }
 
-// Sends several users' mutations to one worker as one transaction (group commit).
+// Where one pool job's answers are in a batch: `count` outcomes from `first`; a single
+// mutation answers through `rp`, a user's sequence through `seq_rp` (all its outcomes).
+struct batch_part {
+  size_t first = 0;
+  size_t count = 1;
+  bool seq = false;
+  caf::typed_response_promise<task_result> rp;
+  caf::typed_response_promise<std::vector<db_outcome>> seq_rp;
+};
+
+// Sends several mutations to one worker as one transaction (group commit). A user's sequence
+// stays whole and in order (the worker runs a batch in which a user appears twice statement
+// by statement, in order).
 void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
                     std::vector<db_pool_state::job> jobs) {
   std::vector<db_job> work;
-  std::vector<caf::typed_response_promise<task_result>> rps;
-  work.reserve(jobs.size());
+  std::vector<batch_part> parts;
   for (auto& j : jobs) {
-    work.push_back(db_job{std::move(j.user), std::move(j.cmd)});
-    rps.push_back(j.rp);
+    batch_part p;
+    p.first = work.size();
+    if (j.seq.empty()) {
+      work.push_back(db_job{std::move(j.user), std::move(j.cmd)});
+      p.rp = j.rp;
+    } else {
+      p.count = j.seq.size();
+      p.seq = true;
+      p.seq_rp = j.seq_rp;
+      for (auto& x : j.seq)
+        work.push_back(std::move(x));
+    }
+    parts.push_back(std::move(p));
   }
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
-      [self, worker, rps](std::vector<db_outcome>& outs) mutable {
-        for (size_t i = 0; i < rps.size(); ++i) {
-          if (i < outs.size() && outs[i].code == errc::none)
-            rps[i].deliver(std::move(outs[i].result));
-          else
-            rps[i].deliver(caf::make_error(i < outs.size() ? outs[i].code : errc::internal));
+      [self, worker, parts](std::vector<db_outcome>& outs) mutable {
+        for (auto& p : parts) {
+          if (p.seq) {
+            std::vector<db_outcome> mine;
+            for (size_t i = p.first; i < p.first + p.count; ++i)
+              mine.push_back(i < outs.size() ? std::move(outs[i])
+                                             : db_outcome{errc::internal, {}});
+            p.seq_rp.deliver(std::move(mine));
+          } else if (p.first < outs.size() && outs[p.first].code == errc::none) {
+            p.rp.deliver(std::move(outs[p.first].result));
+          } else {
+            p.rp.deliver(
+              caf::make_error(p.first < outs.size() ? outs[p.first].code : errc::internal));
+          }
         }
         finish(self, worker);
       },
-      [self, worker, rps](caf::error& err) mutable {
-        for (auto& rp : rps)
-          rp.deliver(err);
+      [self, worker, parts](caf::error& err) mutable {
+        for (auto& p : parts) {
+          if (p.seq)
+            p.seq_rp.deliver(err);
+          else
+            p.rp.deliver(err);
+        }
         finish(self, worker);
       });
 }
@@ -100,24 +142,27 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
       continue;
     auto worker = std::move(st.idle.back());
     st.idle.pop_back();
-    if (!is_mutation(job) || st.max_batch < 2) {
+    if (!is_mutation(job) || (st.max_batch < 2 && job.seq.empty())) {
       dispatch(self, std::move(worker), std::move(job));
       continue;
     }
-    // Every other queued mutation rides along (they belong to different users: a user's
-    // manager never has two mutations in flight).
+    // Other queued mutations ride along (they belong to other users: a user's manager never
+    // has two requests to the pool in flight).
     std::vector<db_pool_state::job> batch;
+    size_t statements = size_of(job);
     batch.push_back(std::move(job));
-    for (auto i = st.queue.begin(); i != st.queue.end() && batch.size() < st.max_batch;) {
+    for (auto i = st.queue.begin(); i != st.queue.end() && statements < st.max_batch;) {
       if (is_mutation(*i)) {
-        if (!expired(st, *i, now))
+        if (!expired(st, *i, now)) {
+          statements += size_of(*i);
           batch.push_back(std::move(*i));
+        }
         i = st.queue.erase(i);
       } else {
         ++i;
       }
     }
-    if (batch.size() == 1)
+    if (batch.size() == 1 && batch.front().seq.empty())
       dispatch(self, std::move(worker), std::move(batch.front()));
     else
       dispatch_batch(self, std::move(worker), std::move(batch));
@@ -159,6 +204,20 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
       job.cmd = std::move(cmd);
       job.rp = self->make_response_promise<task_result>();
       auto rp = job.rp;
+      enqueue(self, std::move(job));
+      return rp;
+    },
+    [self](atom::batch, std::vector<db_job>& jobs) -> caf::result<std::vector<db_outcome>> {
+      if (full(self->state))
+        return caf::make_error(errc::overloaded);
+      if (jobs.empty())
+        return std::vector<db_outcome>{};
+      for (auto& j : jobs)
+        trace::mark(j.cmd.trace, trace::pooled);
+      db_pool_state::job job;
+      job.seq = std::move(jobs);
+      job.seq_rp = self->make_response_promise<std::vector<db_outcome>>();
+      auto rp = job.seq_rp;
       enqueue(self, std::move(job));
       return rp;
     },

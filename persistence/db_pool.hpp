@@ -14,6 +14,8 @@ struct db_pool_state {
     std::string user;
     task_cmd cmd;
     caf::typed_response_promise<task_result> rp;
+    std::vector<db_job> seq; // instead of user/cmd: one user's writes, in order, together
+    caf::typed_response_promise<std::vector<db_outcome>> seq_rp;
     caf::typed_response_promise<bool> ping_rp;
     caf::actor_clock::time_point queued;
   };

@@ -1,5 +1,6 @@
 #include "persistence/db_worker.hpp"
 
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -229,6 +230,20 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
 }
 
 // Returns how many different kinds of mutation a batch holds.
+// Splits a batch into rounds in which each user appears at most once: a user's n-th job goes
+// to round n, so running the rounds in order keeps each user's jobs in order.
+std::vector<std::vector<size_t>> rounds_of(const std::vector<db_job>& jobs) {
+  std::vector<std::vector<size_t>> rounds(1);
+  std::unordered_map<std::string_view, size_t> seen;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto n = seen[jobs[i].user]++;
+    if (n >= rounds.size())
+      rounds.resize(n + 1);
+    rounds[n].push_back(i);
+  }
+  return rounds;
+}
+
 int kinds_in(const std::vector<db_job>& jobs) {
   bool seen[8] = {};
   int n = 0;
@@ -357,6 +372,8 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
                                 const std::vector<db_job>& jobs) -> std::vector<db_outcome> {
       worker_stamps stamps{jobs};
       std::vector<db_outcome> out(jobs.size());
+      if (jobs.empty())
+        return out;
       auto* conn = connection();
       if (!conn) {
         for (auto& o : out)
@@ -366,22 +383,34 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       // Group commit: one statement per kind of mutation, one WAL flush for all of them.
       // A single statement needs no explicit transaction (autocommit is atomic).
       try {
-        if (kinds_in(jobs) == 1) {
+        auto rounds = rounds_of(jobs);
+        if (rounds.size() == 1 && kinds_in(jobs) == 1) {
           pqxx::nontransaction tx{*conn};
           if (run_set(tx, jobs, out))
             return out;
         }
         out.assign(jobs.size(), db_outcome{});
         pqxx::work tx{*conn};
-        if (!run_set(tx, jobs, out)) {
-          out.assign(jobs.size(), db_outcome{});
-          for (size_t i = 0; i < jobs.size(); ++i) {
-            auto r = run(tx, jobs[i].user, jobs[i].cmd);
-            if (r)
-              out[i].result = std::move(*r);
-            else
-              out[i].code = static_cast<errc>(r.error().code());
+        // A user with several writes (its queued ones, in order) has one in each round; the
+        // rounds run one after the other, each as set statements.
+        for (const auto& round : rounds) {
+          std::vector<db_job> part;
+          part.reserve(round.size());
+          for (auto i : round)
+            part.push_back(jobs[i]);
+          std::vector<db_outcome> part_out(part.size());
+          if (!run_set(tx, part, part_out)) {
+            part_out.assign(part.size(), db_outcome{});
+            for (size_t k = 0; k < part.size(); ++k) {
+              auto r = run(tx, part[k].user, part[k].cmd);
+              if (r)
+                part_out[k].result = std::move(*r);
+              else
+                part_out[k].code = static_cast<errc>(r.error().code());
+            }
           }
+          for (size_t k = 0; k < round.size(); ++k)
+            out[round[k]] = std::move(part_out[k]);
         }
         tx.commit();
         return out;

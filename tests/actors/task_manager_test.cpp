@@ -31,35 +31,101 @@ struct manager_fixture : deterministic_system {
   ~manager_fixture() {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   }
+  /// Lets every held database call finish, and delivers the answers.
+  void release_all() {
+    data->hold = false;
+    for (int i = 0; i < 5; ++i) {
+      caf::anon_send(db, atom::tick::value);
+      run();
+    }
+  }
 };
 
 } // namespace
 
-TEST_CASE_METHOD(manager_fixture, "a task manager sends one mutation at a time to the database") {
+TEST_CASE_METHOD(manager_fixture, "a task manager has one database call in flight; writes that "
+                                  "queued meanwhile go together, in order") {
   auto alice = spawn_manager("alice");
   auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
   REQUIRE(made);
   auto id = made->rows.at(0).id;
+  task_cmd list;
+  list.kind = op::list;
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list)); // loads the cache
   data->hold = true;
   auto before = data->log.size();
   std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
   for (int i = 0; i < 5; ++i)
     answers.push_back(ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id)));
+  // A read behind the writes waits for them (it must see them), a write behind it goes on its own.
+  auto read = ask_later<task_result>(alice, atom::exec::value, by_id(op::fetch, id));
+  auto last = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id));
   run();
-  // The manager waits for the first toggle before it even reads the second.
+  // The manager waits for the first toggle before it sends anything else.
   CHECK(data->log.size() == before + 1);
-  for (int i = 0; i < 5; ++i) {
-    caf::anon_send(db, atom::tick::value);
-    run();
-    CHECK(data->log.size() == before + std::min<size_t>(5, static_cast<size_t>(i) + 2));
-  }
-  for (int i = 0; i < 5; ++i) {
-    REQUIRE(answers[static_cast<size_t>(i)]->has_value());
-    auto& r = **answers[static_cast<size_t>(i)];
+  CHECK(data->batches.empty());
+  caf::anon_send(db, atom::tick::value);
+  run();
+  // The four toggles that queued meanwhile: one batch, in order.
+  REQUIRE(data->batches.size() == 1);
+  CHECK(data->batches[0] == 4);
+  CHECK(data->log.size() == before + 5);
+  CHECK_FALSE(read->has_value());
+  caf::anon_send(db, atom::tick::value);
+  run();
+  // Then the read (from the cache, after the four) and the last toggle, alone.
+  REQUIRE(read->has_value());
+  REQUIRE(**read);
+  CHECK((**read)->rows.at(0).completed == true); // five toggles from false
+  CHECK(data->log.size() == before + 6);
+  CHECK(data->batches.size() == 1);
+  caf::anon_send(db, atom::tick::value);
+  run();
+  answers.push_back(last);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    REQUIRE(answers[i]->has_value());
+    auto& r = **answers[i];
     REQUIRE(r);
     // Answers alternate: each toggle saw the previous one's result.
     CHECK(r->rows.at(0).completed == (i % 2 == 0));
   }
+  CHECK(data->rows["alice"][id].completed == false);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "in a batch of queued writes, one that fails does not fail the "
+                                  "others and the cache stays true") {
+  auto alice = spawn_manager("alice");
+  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
+  REQUIRE(made);
+  auto id = made->rows.at(0).id;
+  task_cmd list;
+  list.kind = op::list;
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+  data->hold = true;
+  auto first = ask_later<task_result>(alice, atom::exec::value, test::create_cmd("first"));
+  auto missing = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, 999999));
+  auto toggle = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id));
+  auto gone = ask_later<task_result>(alice, atom::exec::value, by_id(op::remove, id));
+  run();
+  release_all();
+  REQUIRE(data->batches.size() == 1);
+  CHECK(data->batches[0] == 3);
+  REQUIRE(first->has_value());
+  CHECK(**first);
+  REQUIRE(missing->has_value());
+  REQUIRE_FALSE(**missing);
+  CHECK((**missing).error() == errc::task_not_found);
+  REQUIRE(toggle->has_value());
+  REQUIRE(**toggle);
+  CHECK((**toggle)->rows.at(0).completed == true);
+  REQUIRE(gone->has_value());
+  CHECK(**gone);
+  auto page = ask<task_result>(alice, atom::exec::value, list);
+  REQUIRE(page);
+  CHECK(page->total == 1);
+  CHECK(page->json.find("first") != std::string::npos);
+  CHECK(page->json.find("milk") == std::string::npos);
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }
 

@@ -296,3 +296,48 @@ TEST_CASE("connection strings get timeouts and keepalives unless they name them"
   auto kv = db::with_timeouts("host=/tmp dbname=todo", std::chrono::milliseconds(500));
   CHECK(kv.rfind("host=/tmp dbname=todo connect_timeout=1 keepalives=1", 0) == 0);
 }
+
+TEST_CASE_METHOD(pool_fixture, "the pool runs a user's queued writes together, in order, each "
+                               "with its own outcome") {
+  auto a = fresh_user(), b = fresh_user();
+  auto x = make(a, "x");
+  auto y = make(a, "y");
+  auto other = make(b, "b's");
+  auto rename = cmd_for(op::update, x.id);
+  rename.patch.title = "x renamed";
+  task_cmd create;
+  create.kind = op::create;
+  create.patch.title = "new";
+  std::vector<db_job> seq{{a, cmd_for(op::complete, x.id)}, {a, rename},
+                          {a, cmd_for(op::complete, x.id)}, {a, cmd_for(op::remove, y.id)},
+                          {a, cmd_for(op::complete, other.id)}, // not a's: 404, alone
+                          {a, create}};
+  // Another user's write queued at the same time may share the transaction.
+  caf::scoped_actor second{sys};
+  auto single = second->request(pool, std::chrono::seconds(10), atom::exec::value, b,
+                                cmd_for(op::complete, other.id));
+  std::vector<db_outcome> out;
+  self->request(pool, std::chrono::seconds(10), atom::batch::value, std::move(seq))
+    .receive([&](std::vector<db_outcome>& r) { out = std::move(r); },
+             [&](caf::error&) { FAIL("batch failed"); });
+  REQUIRE(out.size() == 6);
+  REQUIRE(out[0].code == errc::none);
+  CHECK(out[0].result.rows.at(0).completed);
+  REQUIRE(out[1].code == errc::none);
+  CHECK(out[1].result.rows.at(0).title == "x renamed");
+  CHECK(out[1].result.rows.at(0).completed); // saw the first toggle
+  REQUIRE(out[2].code == errc::none);
+  CHECK_FALSE(out[2].result.rows.at(0).completed);
+  CHECK(out[3].code == errc::none);
+  CHECK(out[4].code == errc::task_not_found);
+  REQUIRE(out[5].code == errc::none);
+  CHECK(out[5].result.rows.at(0).title == "new");
+  single.receive([](task_result& r) { CHECK(r.rows.at(0).completed); },
+                 [](caf::error&) { FAIL("b's toggle failed"); });
+  auto now_x = exec(a, cmd_for(op::fetch, x.id));
+  REQUIRE(now_x);
+  CHECK(now_x->rows.at(0).title == "x renamed");
+  CHECK_FALSE(now_x->rows.at(0).completed);
+  CHECK(exec(a, cmd_for(op::fetch, y.id)).error() == errc::task_not_found);
+  CHECK(exec(b, cmd_for(op::fetch, other.id))->rows.at(0).completed); // b's own toggle
+}

@@ -64,6 +64,18 @@ caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const
   return out;
 }
 
+std::vector<db_outcome> apply_all(fake_db_data& d, const std::vector<db_job>& jobs) {
+  std::vector<db_outcome> out;
+  for (const auto& j : jobs) {
+    auto r = apply(d, j.user, j.cmd);
+    if (r)
+      out.push_back(db_outcome{errc::none, std::move(*r)});
+    else
+      out.push_back(db_outcome{static_cast<errc>(r.error().code()), {}});
+  }
+  return out;
+}
+
 fake_db_actor::behavior_type fake_db(fake_db_actor::stateful_pointer<fake_db_state> self,
                                      std::shared_ptr<fake_db_data> data) {
   self->state.data = std::move(data);
@@ -73,13 +85,28 @@ fake_db_actor::behavior_type fake_db(fake_db_actor::stateful_pointer<fake_db_sta
       d.log.emplace_back(user, cmd);
       if (d.hold) {
         auto rp = self->make_response_promise<task_result>();
-        d.held.push_back({std::move(user), std::move(cmd), rp});
+        d.held.push_back({std::move(user), std::move(cmd), rp, {}, {}});
         return rp;
       }
       auto r = apply(d, user, cmd);
       if (!r)
         return r.error();
       return std::move(*r);
+    },
+    [self](atom::batch, std::vector<db_job>& jobs) -> caf::result<std::vector<db_outcome>> {
+      auto& d = *self->state.data;
+      d.batches.push_back(jobs.size());
+      for (const auto& j : jobs)
+        d.log.emplace_back(j.user, j.cmd);
+      if (d.hold) {
+        auto rp = self->make_response_promise<std::vector<db_outcome>>();
+        fake_db_data::held_job h;
+        h.batch = std::move(jobs);
+        h.batch_rp = rp;
+        d.held.push_back(std::move(h));
+        return rp;
+      }
+      return apply_all(d, jobs);
     },
     [](atom::ping) { return true; },
     [self](atom::tick) {
@@ -88,6 +115,10 @@ fake_db_actor::behavior_type fake_db(fake_db_actor::stateful_pointer<fake_db_sta
         return;
       auto job = std::move(d.held.front());
       d.held.pop_front();
+      if (!job.batch.empty()) {
+        job.batch_rp.deliver(apply_all(d, job.batch));
+        return;
+      }
       auto r = apply(d, job.user, job.cmd);
       if (r)
         job.rp.deliver(std::move(*r));

@@ -15,11 +15,14 @@ struct fake_db_data {
     std::string user;
     task_cmd cmd;
     caf::typed_response_promise<task_result> rp;
+    std::vector<db_job> batch; // instead of user/cmd: a batch, answered through batch_rp
+    caf::typed_response_promise<std::vector<db_outcome>> batch_rp;
   };
   std::map<std::string, std::map<int64_t, task>> rows; // user -> id -> task
   int64_t next_id = 1;
   int64_t clock_us = 1'700'000'000'000'000;
   std::vector<std::pair<std::string, task_cmd>> log;   // every command, in arrival order
+  std::vector<size_t> batches;                         // the size of every batch received
   bool hold = false;                                   // keep commands until released
   std::deque<held_job> held;
 };
@@ -37,5 +40,8 @@ fake_db_actor::behavior_type fake_db(fake_db_actor::stateful_pointer<fake_db_sta
 
 /// Applies one command to the in-memory tables, as PostgreSQL would.
 caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const task_cmd& cmd);
+
+/// Applies each job in order, as one transaction would.
+std::vector<db_outcome> apply_all(fake_db_data& d, const std::vector<db_job>& jobs);
 
 } // namespace todo::test
