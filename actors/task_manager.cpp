@@ -167,6 +167,16 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
   mutate(self, std::move(cmd), rp);
 }
 
+// The error handler of a call the user's later requests wait for: answers, then goes on.
+auto busy_call_failed(self_ptr self, promise rp) {
+  return [self, rp](caf::error& err) mutable {
+    forget_request_timeout(self);
+    self->state.busy = false;
+    rp.deliver(as_service_error(std::move(err)));
+    drain(self);
+  };
+}
+
 // Runs a conditional mutation (If-Match): 412 unless the task's current ETag is listed. The
 // check and the mutation are one step of this user's queue, so no other request of this
 // instance can slip between them.
@@ -205,12 +215,7 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
         }
         drain(self);
       },
-      [self, rp](caf::error& err) mutable {
-        forget_request_timeout(self);
-        self->state.busy = false;
-        rp.deliver(as_service_error(std::move(err)));
-        drain(self);
-      });
+      busy_call_failed(self, rp));
 }
 
 // Applies one committed write to the cache and answers it.
@@ -376,12 +381,7 @@ void start(self_ptr self, task_cmd cmd, promise rp) {
         handle(self, std::move(cmd), rp);
         drain(self);
       },
-      [self, rp](caf::error& err) mutable {
-        forget_request_timeout(self);
-        self->state.busy = false;
-        rp.deliver(as_service_error(std::move(err)));
-        drain(self);
-      });
+      busy_call_failed(self, rp));
 }
 
 } // namespace

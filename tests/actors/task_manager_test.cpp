@@ -31,6 +31,15 @@ struct manager_fixture : deterministic_system {
   ~manager_fixture() {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   }
+  /// Creates alice's task "milk" and loads her cache; returns the task's id.
+  int64_t milk_cached(const task_manager_actor& alice) {
+    auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
+    REQUIRE(made);
+    task_cmd list;
+    list.kind = op::list;
+    REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+    return made->rows.at(0).id;
+  }
   /// Lets every held database call finish, and delivers the answers.
   void release_all() {
     data->hold = false;
@@ -46,12 +55,9 @@ struct manager_fixture : deterministic_system {
 TEST_CASE_METHOD(manager_fixture, "a task manager has one database call in flight; writes that "
                                   "queued meanwhile go together, in order") {
   auto alice = spawn_manager("alice");
-  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
-  REQUIRE(made);
-  auto id = made->rows.at(0).id;
+  auto id = milk_cached(alice);
   task_cmd list;
   list.kind = op::list;
-  REQUIRE(ask<task_result>(alice, atom::exec::value, list)); // loads the cache
   data->hold = true;
   auto before = data->log.size();
   std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
@@ -96,12 +102,9 @@ TEST_CASE_METHOD(manager_fixture, "a task manager has one database call in fligh
 TEST_CASE_METHOD(manager_fixture, "in a batch of queued writes, one that fails does not fail the "
                                   "others and the cache stays true") {
   auto alice = spawn_manager("alice");
-  auto made = ask<task_result>(alice, atom::exec::value, test::create_cmd("milk"));
-  REQUIRE(made);
-  auto id = made->rows.at(0).id;
+  auto id = milk_cached(alice);
   task_cmd list;
   list.kind = op::list;
-  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
   data->hold = true;
   auto first = ask_later<task_result>(alice, atom::exec::value, test::create_cmd("first"));
   auto missing = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, 999999));
