@@ -46,12 +46,20 @@ if wl == "health" then
   wrk.path = "/health"
 end
 
--- One line: R requests duration_us bytes connect read write status timeout p50 p90 p99 max (us)
+-- One line: R requests duration_us bytes connect read write status timeout p50 p90 p99 max (us),
+-- then "Q p:value ..." for more of the distribution, so that several runs (slices) can be
+-- merged into one p99 over all their requests.
+local quantiles = {10, 25, 50, 75, 90, 95, 97, 98, 98.5, 99, 99.3, 99.6, 99.8, 99.9, 99.99}
 function done(summary, latency, requests)
   local e = summary.errors
-  local line = table.concat({"R", summary.requests, summary.duration, summary.bytes, e.connect,
+  local fields = {"R", summary.requests, summary.duration, summary.bytes, e.connect,
     e.read, e.write, e.status, e.timeout, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max}, " ")
+    latency:percentile(99), latency.max, "Q"}
+  for _, p in ipairs(quantiles) do
+    table.insert(fields, p .. ":" .. latency:percentile(p))
+  end
+  table.insert(fields, "100:" .. latency.max)
+  local line = table.concat(fields, " ")
   if out then
     local f = assert(io.open(out, "w"))
     f:write(line, "\n")

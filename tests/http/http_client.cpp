@@ -1,6 +1,7 @@
 #include "tests/http/http_client.hpp"
 
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -186,9 +187,14 @@ bool healthy(unsigned short port) {
 } // namespace
 
 int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd) {
-  const char* bin = std::getenv("TODO_API_BINARY");
-  if (!bin)
+  const char* given = std::getenv("TODO_API_BINARY");
+  if (!given)
     throw std::runtime_error("TODO_API_BINARY must be set (scripts/test)");
+  // The child runs in "/": a relative path must be resolved here, before the chdir.
+  char resolved[PATH_MAX];
+  if (!::realpath(given, resolved))
+    throw std::runtime_error(std::string{"TODO_API_BINARY not found: "} + given);
+  const char* bin = resolved;
   std::vector<std::string> strings;
   for (const auto& [k, v] : env)
     strings.push_back(k + "=" + v);
