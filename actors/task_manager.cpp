@@ -362,10 +362,11 @@ void start(self_ptr self, task_cmd cmd, promise rp) {
   }
   // First read: load the user's tasks; later requests wait meanwhile.
   st.busy = true;
+  auto seen = st.invalidations;
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
                 load_command(st.cache_limit))
     .then(
-      [self, rp, cmd](task_result& r) mutable {
+      [self, rp, cmd, seen](task_result& r) mutable {
         forget_request_timeout(self);
         auto& st = self->state;
         st.busy = false;
@@ -379,6 +380,13 @@ void start(self_ptr self, task_cmd cmd, promise rp) {
           publish(st);
         }
         handle(self, std::move(cmd), rp);
+        if (st.invalidations != seen) {
+          // Another writer changed the user's tasks while the load ran: the rows may predate
+          // that change. They answered this request (a read concurrent with the change); they
+          // are not kept.
+          cache_drop(st);
+          publish(st);
+        }
         drain(self);
       },
       busy_call_failed(self, rp));
@@ -494,6 +502,7 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
       return rp;
     },
     [self](atom::invalidate) {
+      ++self->state.invalidations;
       cache_drop(self->state);
       self->state.too_big = false;
       publish(self->state);

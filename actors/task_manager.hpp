@@ -82,6 +82,7 @@ struct task_manager_state {
   /// True while a database call this user's later requests must wait for is in flight (a
   /// write, a conditional write's check, the cache load); they wait in `queue`, in order.
   bool busy = false;
+  uint64_t invalidations = 0; // invalidate messages so far (a load in flight checks it)
   std::deque<std::pair<task_cmd, caf::typed_response_promise<task_result>>> queue;
   size_t cache_bytes = 0;   // heap_bytes() summed over `cache`
   int64_t published = 0;    // what `pending` and `budget` were last told `cache_bytes` is

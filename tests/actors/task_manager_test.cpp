@@ -356,3 +356,27 @@ TEST_CASE_METHOD(manager_fixture, "a manager tells the cache budget what its cac
   run();
   CHECK(budget->used.load() == 0);
 }
+
+TEST_CASE_METHOD(manager_fixture, "an invalidation that arrives while the cache loads is not lost") {
+  auto alice = spawn_manager("alice");
+  REQUIRE(ask<task_result>(alice, atom::exec::value, test::create_cmd("milk")));
+  task_cmd list;
+  list.kind = op::list;
+  data->hold = true;
+  auto first = ask_later<task_result>(alice, atom::exec::value, list);
+  run(); // the load is in flight
+  caf::anon_send(alice, atom::invalidate::value); // another instance wrote meanwhile
+  run();
+  release_all();
+  REQUIRE(first->has_value());
+  REQUIRE(**first);
+  CHECK((**first)->total == 1);
+  // The rows loaded before the invalidation were not kept: the next read loads again.
+  auto before = data->log.size();
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+  CHECK(data->log.size() == before + 1);
+  // And that cache is kept.
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+  CHECK(data->log.size() == before + 1);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
