@@ -16,11 +16,7 @@ caf::error unauthorized(jwt::failure f) {
 }
 
 int64_t wall_clock(const auth_state& st) {
-  if (st.cfg.now)
-    return st.cfg.now();
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+  return st.cfg.now ? st.cfg.now() : jwt::unix_seconds();
 }
 
 /// Replaces the key set and the verifier; cached verdicts may rest on a removed key, so they go.

@@ -1,7 +1,5 @@
 #include "actors/courier.hpp"
 
-#include <chrono>
-
 namespace todo {
 
 namespace {
@@ -17,11 +15,7 @@ reply failure(const caf::error& err) {
 }
 
 int64_t wall_clock(const courier_state& st) {
-  if (st.cfg.now)
-    return st.cfg.now();
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+  return st.cfg.now ? st.cfg.now() : jwt::unix_seconds();
 }
 
 // Empties the cache when the auth actor installed another key set since it was filled:

@@ -49,6 +49,9 @@ struct options {
 };
 
 /// The claims a caller may trust once a token has been verified.
+/// Seconds since the Unix epoch, by the system clock: the time tokens are judged by.
+int64_t unix_seconds();
+
 struct verified {
   std::string subject;
   int64_t expires_at = 0; // seconds since the Unix epoch; 0 if the token has no exp

@@ -1,6 +1,5 @@
 #include "actors/tokens/token_cli.hpp"
 
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -51,9 +50,7 @@ int token_command(const std::vector<std::string>& args) {
     std::cerr << "--sub: required\n";
     return 2;
   }
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
+  auto now = unix_seconds();
   boost::json::object claims{{"sub", sub}, {"iat", now}, {"exp", now + ttl}};
   if (!iss.empty())
     claims["iss"] = iss;
