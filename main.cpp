@@ -132,6 +132,11 @@ int serve(const todo::settings& cfg) {
                                      2 * static_cast<size_t>(cfg.threads), courier_tokens);
   todo::http::server_context ctx{cfg, *gw};
   ctx.request_id_prefix = random_prefix();
+  ctx.docs = todo::http::load_docs_assets(cfg.docs_dir.empty() ? todo::http::default_docs_dir()
+                                                               : cfg.docs_dir);
+  if (!ctx.docs.ok())
+    todo::log::warn("/docs has no Swagger UI: " + ctx.docs.problem +
+                              " (the build installs swagger-ui-dist with npm; see README)");
 
   // One io_context per I/O thread: sessions never share a scheduler lock. The first one
   // also runs the acceptor, the signals and the drain timer.

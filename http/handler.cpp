@@ -10,6 +10,7 @@
 
 #include "actors/model/task_json.hpp" // etag_of, etag_listed
 #include "config/text.hpp"
+#include "http/docs.hpp"
 #include "http/json_codec.hpp"
 #include "http/router.hpp"
 #include "http/status.hpp"
@@ -78,7 +79,7 @@ response make_response(const server_context& ctx, const exchange& ex, unsigned s
   if (!ex.origin.empty()) {
     res.set(bhttp::field::access_control_allow_origin, ex.origin);
     res.set(bhttp::field::access_control_allow_credentials, "true");
-    res.set(bhttp::field::access_control_expose_headers, "Location, ETag, X-Total-Count");
+    res.set(bhttp::field::access_control_expose_headers, "Location, ETag, X-Total-Count, X-Request-Id");
   }
   if (!ctx.cfg.cors_origins.empty())
     res.set(bhttp::field::vary, "Origin");
@@ -409,6 +410,35 @@ void handle_request(server_context& ctx, exchange ex, request& req,
         });
       });
       return;
+    case action::openapi: {
+      auto res = cacheable_response(ctx, ex, std::string{openapi_json()});
+      res.set(bhttp::field::cache_control, "no-cache");
+      frame(res);
+      answer(*to, ex, std::move(res));
+      return;
+    }
+    case action::docs: {
+      auto res = make_response(ctx, ex, 200, docs_page(ctx.docs));
+      res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+      res.set(bhttp::field::cache_control, "no-cache");
+      frame(res);
+      answer(*to, ex, std::move(res));
+      return;
+    }
+    case action::docs_asset: {
+      const auto* file = docs_asset(ctx.docs, r.id);
+      if (!file) {
+        answer(*to, ex, error_response(ctx, ex, errc::route_not_found, {}));
+        return;
+      }
+      auto res = cacheable_response(ctx, ex, file->bytes);
+      if (res.result_int() == 200)
+        res.set(bhttp::field::content_type, file->content_type);
+      res.set(bhttp::field::cache_control, "public, max-age=86400");
+      frame(res);
+      answer(*to, ex, std::move(res));
+      return;
+    }
     default:
       handle_api(ctx, std::move(ex), r, query, req, std::move(to));
   }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 
 namespace todo::http {
 
@@ -38,12 +39,46 @@ bool accept(route_result& r, std::string_view method, std::string_view m, action
 
 } // namespace
 
+const std::vector<known_route>& known_routes() {
+  static const std::vector<known_route> all = {
+    {"/health", allow_get},
+    {"/ready", allow_get},
+    {"/openapi.json", allow_get},
+    {"/docs", allow_get},
+    {"/docs/{name}", allow_get},
+    {"/api/tasks", allow_collection},
+    {"/api/tasks/{id}", allow_item},
+    {"/api/tasks/{id}/complete", allow_complete},
+    {"/api/{user_id}/tasks", allow_collection},
+    {"/api/{user_id}/tasks/{id}", allow_item},
+    {"/api/{user_id}/tasks/{id}/complete", allow_complete},
+  };
+  return all;
+}
+
 route_result route(std::string_view method, std::string_view path) {
   using outcome = route_result::outcome;
-  if (path == "/health" || path == "/ready") {
+  // The service's own pages: GET (and HEAD) only, outside /api/ (no auth, no CORS preflight).
+  std::optional<action> service;
+  std::string_view asset;
+  if (path == "/health")
+    service = action::health;
+  else if (path == "/ready")
+    service = action::ready;
+  else if (path == "/openapi.json")
+    service = action::openapi;
+  else if (path == "/docs")
+    service = action::docs;
+  else if (path.substr(0, 6) == "/docs/" && path.size() > 6 &&
+           path.find('/', 6) == std::string_view::npos) {
+    service = action::docs_asset;
+    asset = path.substr(6);
+  }
+  if (service) {
     route_result r;
     r.allow = allow_get;
-    if (!accept(r, method, "GET", path == "/health" ? action::health : action::ready))
+    r.id = asset;
+    if (!accept(r, method, "GET", *service))
       r.result = outcome::method_not_allowed;
     return r;
   }

@@ -4,11 +4,17 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace todo::http {
 
 /// What a request asks the service to do.
-enum class action : uint8_t { list, create, fetch, update, remove, complete, health, ready };
+enum class action : uint8_t {
+  list, create, fetch, update, remove, complete, health, ready,
+  openapi,   // GET /openapi.json
+  docs,      // GET /docs, the Swagger UI page
+  docs_asset // GET /docs/{name}: one of its files (`id` is the name)
+};
 
 /// The outcome of routing one request line.
 struct route_result {
@@ -33,5 +39,14 @@ struct route_result {
 /// - a known path with an unknown method is 405 with `allow` set; `allow` is also set for
 ///   known paths answered `ok`, so a CORS preflight can use it.
 route_result route(std::string_view method, std::string_view path);
+
+/// One path the router knows (in OpenAPI's template form, e.g. "/api/tasks/{id}") and the
+/// methods it routes there, as in an `Allow` header. The test of the OpenAPI document checks
+/// both directions against this list and `route`.
+struct known_route {
+  std::string_view path;
+  std::string_view allow;
+};
+const std::vector<known_route>& known_routes();
 
 } // namespace todo::http

@@ -11,6 +11,7 @@
 
 #include "actors/gateway.hpp"
 #include "config/settings.hpp"
+#include "http/docs.hpp"
 
 namespace todo::http {
 
@@ -24,6 +25,7 @@ struct server_context {
   std::atomic<uint64_t> request_counter{0};
   std::string request_id_prefix;       // random per process
   std::atomic<bool> draining{false};   // shutting down: read no new requests
+  docs_assets docs;                    // Swagger UI's files for /docs (read at start-up)
 
   /// Registers a function that `drain` calls; returns its id for remove_drain_hook.
   uint64_t add_drain_hook(std::function<void()> fn) {

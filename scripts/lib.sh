@@ -45,7 +45,8 @@ build_needs() {
     "$MULTIARCH_LIB/cmake/boost_json-1.81.0/boost_json-config.cmake:libboost-json1.81-dev" \
     "$MULTIARCH_LIB/pkgconfig/libpqxx.pc:libpqxx-dev" \
     "$MULTIARCH_LIB/pkgconfig/libpq.pc:libpq-dev" \
-    "$MULTIARCH_LIB/pkgconfig/openssl.pc:libssl-dev"
+    "$MULTIARCH_LIB/pkgconfig/openssl.pc:libssl-dev" \
+    "/usr/bin/npm:npm" # Swagger UI's assets for /docs (swagger-ui-dist, npm ci at build time)
 }
 
 # What a local PostgreSQL needs (initdb, pg_ctl and psql of version 15).

@@ -462,3 +462,62 @@ TEST_CASE_METHOD(api, "If-Match on PUT, PATCH and DELETE gives 412 when the task
   CHECK(client.request("DELETE", path, auth({{"If-Match", "*"}})).status == 204);
   CHECK(client.request("DELETE", path, auth({{"If-Match", "*"}})).status == 404);
 }
+
+TEST_CASE_METHOD(api, "/openapi.json serves the committed OpenAPI document, with an ETag") {
+  auto r = client.request("GET", "/openapi.json");
+  REQUIRE(r.status == 200);
+  CHECK(r.header("content-type") == "application/json");
+  auto doc = json::parse(r.body).as_object();
+  CHECK(doc.at("openapi").as_string() == "3.1.0");
+  CHECK(doc.at("paths").as_object().contains("/api/tasks/{id}/complete"));
+  CHECK(doc.at("paths").as_object().contains("/api/{user_id}/tasks"));
+  REQUIRE(r.has("etag"));
+  auto again = client.request("GET", "/openapi.json", {{"If-None-Match", r.header("etag")}});
+  CHECK(again.status == 304);
+  CHECK(again.body.empty());
+  auto head = client.request("HEAD", "/openapi.json");
+  CHECK(head.status == 200);
+  CHECK(head.header("content-length") == std::to_string(r.body.size()));
+  CHECK(client.request("POST", "/openapi.json", {{"Content-Type", "application/json"}}, "{}")
+          .status == 405);
+}
+
+TEST_CASE_METHOD(api, "/docs is Swagger UI on /openapi.json with its assets served locally") {
+  auto page = client.request("GET", "/docs");
+  REQUIRE(page.status == 200);
+  CHECK(page.header("content-type") == "text/html; charset=utf-8");
+  // The build installs swagger-ui-dist beside the binary; no CDN.
+  CHECK(page.body.find("/docs/swagger-ui-bundle.js") != std::string::npos);
+  CHECK(page.body.find("url: \"/openapi.json\"") != std::string::npos);
+  CHECK(page.body.find("https://") == std::string::npos);
+  auto js = client.request("GET", "/docs/swagger-ui-bundle.js");
+  REQUIRE(js.status == 200);
+  CHECK(js.header("content-type") == "text/javascript; charset=utf-8");
+  CHECK(js.body.size() > 100000);
+  CHECK(js.body.find("SwaggerUIBundle") != std::string::npos);
+  auto css = client.request("GET", "/docs/swagger-ui.css");
+  CHECK(css.status == 200);
+  CHECK(css.header("content-type") == "text/css; charset=utf-8");
+  auto cached = client.request("GET", "/docs/swagger-ui.css", {{"If-None-Match", css.header("etag")}});
+  CHECK(cached.status == 304);
+  CHECK(client.request("GET", "/docs/favicon-32x32.png").header("content-type") == "image/png");
+  // Only the page's own files: nothing else of the install directory, no way out of it.
+  CHECK(client.request("GET", "/docs/package.json").status == 404);
+  CHECK(client.request("GET", "/docs/..%2Fpackage.json").status == 404);
+  CHECK(client.request("GET", "/docs/../openapi.json").status == 404);
+  CHECK(client.request("GET", "/docs/").status == 404);
+}
+
+TEST_CASE("/docs without Swagger UI's files says how to get them") {
+  server_process srv{{{"DOCS_DIR", "/nonexistent-docs-dir"}}};
+  srv.start();
+  http_client c{srv.port()};
+  auto page = c.request("GET", "/docs");
+  REQUIRE(page.status == 200);
+  CHECK(page.header("content-type") == "text/html; charset=utf-8");
+  CHECK(page.body.find("not installed") != std::string::npos);
+  CHECK(page.body.find("swagger-ui-dist") != std::string::npos);
+  CHECK(page.body.find("/openapi.json") != std::string::npos);
+  CHECK(c.request("GET", "/docs/swagger-ui.css").status == 404);
+  CHECK(c.request("GET", "/openapi.json").status == 200);
+}

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json.hpp>
 
 #include "config/text.hpp"
 #include "actors/tokens/jwt.hpp"
@@ -27,6 +30,39 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+namespace {
+
+/// With TODO_RESPONSE_LOG set, appends each exchange as one JSON line to that file, for the
+/// test that validates every response the black-box tests received against the OpenAPI
+/// document (tests/contract/validate_responses.mjs).
+void record(const std::string& method, const std::string& target, const header_list& headers,
+            const http_response& res) {
+  static const char* path = std::getenv("TODO_RESPONSE_LOG");
+  if (!path || !*path)
+    return;
+  boost::json::object line;
+  line["method"] = method;
+  line["target"] = target;
+  boost::json::object sent;
+  for (const auto& [k, v] : headers)
+    sent[todo::text::lower(k)] = v;
+  line["request_headers"] = std::move(sent);
+  line["status"] = res.status;
+  boost::json::object got;
+  for (const auto& [k, v] : res.headers)
+    got[k] = v;
+  line["headers"] = std::move(got);
+  line["body"] = res.body;
+  static std::mutex m;
+  static bool first = true; // each run of the tests starts the file afresh
+  std::lock_guard<std::mutex> lock{m};
+  std::ofstream out{path, first ? std::ios::trunc : std::ios::app};
+  first = false;
+  out << boost::json::serialize(line) << '\n';
+}
+
+} // namespace
 
 struct http_client::impl {
   net::io_context ioc;
@@ -68,6 +104,7 @@ http_response http_client::request(const std::string& method, const std::string&
     bhttp::write(impl_->stream, req, ec);
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
+    parser.skip(method == "HEAD"); // a HEAD answer's Content-Length announces no body
     if (!ec)
       bhttp::read(impl_->stream, impl_->buffer, parser, ec);
     if (ec) {
@@ -85,6 +122,7 @@ http_response http_client::request(const std::string& method, const std::string&
     for (const auto& f : res)
       out.headers[todo::text::lower(f.name_string())] = std::string{f.value()};
     out.body = std::move(res.body());
+    record(method, target, headers, out);
     if (!res.keep_alive()) {
       impl_->stream.socket().close(ec);
       impl_->buffer.clear();
