@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 
 namespace todo {
 
@@ -104,8 +105,11 @@ struct verdict {
 // Verifies `token` now, or from the cache; a refusal's outcome goes to `failed` if given.
 verdict verify_now(auth_state& st, const std::string& token, jwt::outcome* failed = nullptr) {
   auto now = wall_clock(st);
-  if (auto hit = st.cache->lookup(token, now))
+  if (auto hit = st.cache->lookup(token, now)) {
+    metrics::actors().token_auth_hits.fetch_add(1, std::memory_order_relaxed);
     return {std::move(hit->claims), hit->expires_at, {}, false};
+  }
+  metrics::actors().token_auth_misses.fetch_add(1, std::memory_order_relaxed);
   auto out = st.verifier->verify(token, now);
   if (!out) {
     auto err = unauthorized(out.error);
@@ -189,6 +193,8 @@ auth_actor::behavior_type auth(auth_actor::stateful_pointer<auth_state> self, au
       if (!st.fetching || seq != st.fetch_seq)
         return;
       st.fetching = false;
+      (ok ? metrics::actors().jwks_fetch_ok : metrics::actors().jwks_fetch_error)
+        .fetch_add(1, std::memory_order_relaxed);
       if (ok)
         load(self, body, "BETTER_AUTH_JWKS_URL");
       else

@@ -1,5 +1,7 @@
 #include "actors/courier.hpp"
 
+#include "config/metrics.hpp"
+
 namespace todo {
 
 namespace {
@@ -82,9 +84,11 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
       }
       sync_generation(st);
       if (auto hit = st.tokens->find(job->token, wall_clock(st))) {
+        metrics::actors().token_courier_hits.fetch_add(1, std::memory_order_relaxed);
         run(self, registries, job, std::move(hit->subject));
         return;
       }
+      metrics::actors().token_courier_misses.fetch_add(1, std::memory_order_relaxed);
       self->request(auth, caf::infinite, atom::claims::value, job->token)
         .then(
           [=](std::string& user, int64_t until, uint64_t gen) {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "actors/model/task_json.hpp"
+#include "config/metrics.hpp"
 
 namespace todo {
 
@@ -30,17 +31,24 @@ struct promise {
       pending->last_answer.store(clock->now().time_since_epoch().count(),
                                  std::memory_order_relaxed);
       pending->pending.fetch_sub(1, std::memory_order_release);
+      metrics::actors().user_queue.fetch_sub(1, std::memory_order_relaxed);
     }
   }
 };
 
 // Tells the registry's slot and the global budget what the cache holds now.
 void publish(task_manager_state& st) {
+  auto tasks = st.cache ? static_cast<int64_t>(st.cache->size()) : 0;
+  if (tasks != st.published_tasks) {
+    metrics::actors().cached_tasks.fetch_add(tasks - st.published_tasks, std::memory_order_relaxed);
+    st.published_tasks = tasks;
+  }
   auto now = static_cast<int64_t>(st.cache_bytes);
   auto delta = now - st.published;
   if (delta == 0)
     return;
   st.published = now;
+  metrics::actors().cache_bytes.fetch_add(delta, std::memory_order_relaxed);
   if (st.pending)
     st.pending->cache_bytes.store(now, std::memory_order_relaxed);
   if (st.budget)
@@ -417,7 +425,9 @@ size_t heap_bytes(const cached_task& c) {
 
 task_manager_state::~task_manager_state() {
   cache_bytes = 0;
+  cache.reset();
   publish(*this);
+  metrics::actors().managers.fetch_sub(1, std::memory_order_relaxed);
 }
 
 cached_task make_cached(task t) {
@@ -484,6 +494,7 @@ task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit,
              pending_counter pending, cache_budget_ptr budget) {
+  metrics::actors().managers.fetch_add(1, std::memory_order_relaxed);
   self->state.user_id = std::move(user_id);
   self->state.pending = std::move(pending);
   self->state.budget = std::move(budget);

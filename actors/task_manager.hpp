@@ -86,6 +86,7 @@ struct task_manager_state {
   std::deque<std::pair<task_cmd, caf::typed_response_promise<task_result>>> queue;
   size_t cache_bytes = 0;   // heap_bytes() summed over `cache`
   int64_t published = 0;    // what `pending` and `budget` were last told `cache_bytes` is
+  int64_t published_tasks = 0; // what the cached_tasks metric was last told the cache holds
   task_manager_state() = default;
   task_manager_state(const task_manager_state&) = delete;
   task_manager_state& operator=(const task_manager_state&) = delete;

@@ -4,6 +4,7 @@
 
 #include "actors/task_manager.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 
 namespace todo {
 
@@ -135,6 +136,7 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       if (e.pending->pending.load(std::memory_order_acquire) >= st.limits.max_pending_per_user)
         return caf::make_error(errc::overloaded);
       e.pending->pending.fetch_add(1, std::memory_order_relaxed);
+      metrics::actors().user_queue.fetch_add(1, std::memory_order_relaxed);
       auto now = self->clock().now();
       e.pending->last_used.store(ticks(now), std::memory_order_relaxed);
       if (st.limits.budget && st.limits.budget->over())

@@ -237,6 +237,8 @@ const std::vector<spec>& specs() {
      "time each write's stages (courier, token, TaskManager, DB queue, commit) and print "
      "their percentiles at shutdown",
      false, boolean(&s::trace_stages)},
+    {"METRICS", "<bool>", "true", "serve GET /metrics (Prometheus) and keep its counters", false,
+     boolean(&s::metrics)},
     {"DOCS_DIR", "<dir>", "(beside the binary)",
      "Swagger UI's files for /docs (swagger-ui-dist; the build installs them)", false,
      plain_text(&s::docs_dir)},

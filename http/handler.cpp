@@ -110,6 +110,8 @@ response& headless(const exchange& ex, response& res) {
 response error_response(const server_context& ctx, const exchange& ex, errc code,
                         const std::string& reason, std::string body = {}) {
   auto e = status_of(code, reason);
+  if (code == errc::unauthorized && ctx.cfg.metrics)
+    ctx.metrics.auth_failure(reason.empty() ? std::string_view{"Not authenticated"} : reason);
   auto res = make_response(ctx, ex, e.status, body.empty() ? std::move(e.body) : std::move(body));
   if (e.www_authenticate)
     res.set(bhttp::field::www_authenticate, e.www_authenticate);
@@ -376,6 +378,7 @@ void handle_request(server_context& ctx, exchange ex, request& req,
 
   // HEAD is GET without the body, on every GET route (same handler, same fields).
   auto r = route(ex.head ? std::string_view{"GET"} : std::string_view{ex.method}, ex.path);
+  ex.route = r.known;
   if (req.method() == bhttp::verb::options && r.api) {
     answer(*to, ex, preflight_response(ctx, ex));
     return;
@@ -421,6 +424,18 @@ void handle_request(server_context& ctx, exchange ex, request& req,
       auto res = make_response(ctx, ex, 200, docs_page(ctx.docs));
       res.set(bhttp::field::content_type, "text/html; charset=utf-8");
       res.set(bhttp::field::cache_control, "no-cache");
+      frame(res);
+      answer(*to, ex, std::move(res));
+      return;
+    }
+    case action::metrics: {
+      if (!ctx.cfg.metrics) {
+        answer(*to, ex, error_response(ctx, ex, errc::route_not_found, {}));
+        return;
+      }
+      auto res = make_response(ctx, ex, 200, ctx.metrics.render(ctx));
+      res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.set(bhttp::field::cache_control, "no-store");
       frame(res);
       answer(*to, ex, std::move(res));
       return;

@@ -31,6 +31,7 @@ struct exchange {
   std::string if_none_match;
   bool keep_alive = true;
   bool head = false; // a HEAD request: the GET answer's header fields, no body
+  int8_t route = -1; // the path's index in known_routes() (the /metrics label), -1: none
   unsigned version = 11;
 };
 

@@ -46,6 +46,7 @@ const std::vector<known_route>& known_routes() {
     {"/openapi.json", allow_get},
     {"/docs", allow_get},
     {"/docs/{name}", allow_get},
+    {"/metrics", allow_get},
     {"/api/tasks", allow_collection},
     {"/api/tasks/{id}", allow_item},
     {"/api/tasks/{id}/complete", allow_complete},
@@ -59,24 +60,28 @@ const std::vector<known_route>& known_routes() {
 route_result route(std::string_view method, std::string_view path) {
   using outcome = route_result::outcome;
   // The service's own pages: GET (and HEAD) only, outside /api/ (no auth, no CORS preflight).
+  // Indexes into known_routes().
   std::optional<action> service;
+  int8_t known = -1;
   std::string_view asset;
   if (path == "/health")
-    service = action::health;
+    service = action::health, known = 0;
   else if (path == "/ready")
-    service = action::ready;
+    service = action::ready, known = 1;
   else if (path == "/openapi.json")
-    service = action::openapi;
+    service = action::openapi, known = 2;
   else if (path == "/docs")
-    service = action::docs;
+    service = action::docs, known = 3;
   else if (path.substr(0, 6) == "/docs/" && path.size() > 6 &&
            path.find('/', 6) == std::string_view::npos) {
-    service = action::docs_asset;
+    service = action::docs_asset, known = 4;
     asset = path.substr(6);
-  }
+  } else if (path == "/metrics")
+    service = action::metrics, known = 5;
   if (service) {
     route_result r;
     r.allow = allow_get;
+    r.known = known;
     r.id = asset;
     if (!accept(r, method, "GET", *service))
       r.result = outcome::method_not_allowed;
@@ -110,8 +115,10 @@ route_result route(std::string_view method, std::string_view path) {
     first = 1;
   }
   std::size_t tail = n - first - 1; // segments after "tasks"
+  auto family = static_cast<int8_t>(r.scoped ? 9 : 6);
   if (tail == 0) {
     r.allow = allow_collection;
+    r.known = family;
     if (!accept(r, method, "GET", action::list) && !accept(r, method, "POST", action::create))
       r.result = outcome::method_not_allowed;
     return r;
@@ -119,6 +126,7 @@ route_result route(std::string_view method, std::string_view path) {
   r.id = segs[first + 1];
   if (tail == 1) {
     r.allow = allow_item;
+    r.known = static_cast<int8_t>(family + 1);
     if (!accept(r, method, "GET", action::fetch) && !accept(r, method, "PUT", action::update)
         && !accept(r, method, "PATCH", action::update)
         && !accept(r, method, "DELETE", action::remove))
@@ -127,6 +135,7 @@ route_result route(std::string_view method, std::string_view path) {
   }
   if (tail == 2 && segs[first + 2] == "complete") {
     r.allow = allow_complete;
+    r.known = static_cast<int8_t>(family + 2);
     if (!accept(r, method, "PATCH", action::complete))
       r.result = outcome::method_not_allowed;
     return r;

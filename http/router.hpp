@@ -13,7 +13,8 @@ enum class action : uint8_t {
   list, create, fetch, update, remove, complete, health, ready,
   openapi,   // GET /openapi.json
   docs,      // GET /docs, the Swagger UI page
-  docs_asset // GET /docs/{name}: one of its files (`id` is the name)
+  docs_asset, // GET /docs/{name}: one of its files (`id` is the name)
+  metrics     // GET /metrics
 };
 
 /// The outcome of routing one request line.
@@ -25,6 +26,7 @@ struct route_result {
   std::string user_id;     // percent-decoded {user_id} when scoped
   std::string_view id;     // raw {id} segment (validated elsewhere), empty if none
   std::string_view allow;  // e.g. "GET, POST" for 405 (and useful for OPTIONS)
+  int8_t known = -1;       // the path's index in known_routes() (ok or 405), else -1
 };
 
 /// Routes a method ("GET", ...) and a path (no query string) to an action.

@@ -12,6 +12,7 @@
 #include "actors/gateway.hpp"
 #include "config/settings.hpp"
 #include "http/docs.hpp"
+#include "http/metrics.hpp"
 
 namespace todo::http {
 
@@ -26,6 +27,7 @@ struct server_context {
   std::string request_id_prefix;       // random per process
   std::atomic<bool> draining{false};   // shutting down: read no new requests
   docs_assets docs;                    // Swagger UI's files for /docs (read at start-up)
+  http_metrics metrics;                // GET /metrics (counted only when cfg.metrics)
 
   /// Registers a function that `drain` calls; returns its id for remove_drain_hook.
   uint64_t add_drain_hook(std::function<void()> fn) {

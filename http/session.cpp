@@ -247,6 +247,8 @@ private:
     res.keep_alive(ex.keep_alive && !last);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - ex.started);
     log::request(ex.method, ex.path, res.result_int(), micros.count(), ex.request_id);
+    if (ctx_.cfg.metrics)
+      ctx_.metrics.observe(ex.route, ex.method, res.result_int(), micros.count());
     if (idx >= slots_.size())
       return; // the connection was reset meanwhile
     slots_[idx].res = std::move(res);

@@ -1,5 +1,7 @@
 #include "persistence/db_pool.hpp"
 
+#include "config/metrics.hpp"
+
 namespace todo::db {
 
 namespace {
@@ -10,6 +12,25 @@ namespace {
 constexpr auto worker_timeout = caf::infinite;
 
 void pump(db_actor::stateful_pointer<db_pool_state> self);
+
+// The pool's gauges for /metrics (one pool per process; tests' pools just overwrite them).
+void publish(const db_pool_state& st) {
+  auto& m = metrics::actors();
+  m.db_queue.store(static_cast<int64_t>(st.queue.size()), std::memory_order_relaxed);
+  m.db_busy.store(static_cast<int64_t>(st.workers - st.idle.size()), std::memory_order_relaxed);
+}
+
+// Counts a failed database call by kind (a missing task or a failed If-Match is no error).
+void count_error(errc code) {
+  auto& m = metrics::actors();
+  if (code == errc::db_unavailable)
+    m.db_errors_unavailable.fetch_add(1, std::memory_order_relaxed);
+  else if (code == errc::internal)
+    m.db_errors_other.fetch_add(1, std::memory_order_relaxed);
+}
+void count_error(const caf::error& err) {
+  count_error(static_cast<errc>(as_service_error(err).code()));
+}
 
 void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker) {
   self->state.idle.push_back(std::move(worker));
@@ -40,6 +61,7 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
         finish(self, worker);
       },
       [self, worker, rp](caf::error& err) mutable {
+        count_error(err);
         rp.deliver(std::move(err));
         finish(self, worker);
       });
@@ -105,6 +127,8 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
       [self, worker, parts](std::vector<db_outcome>& outs) mutable {
+        for (const auto& o : outs)
+          count_error(o.code);
         for (auto& p : parts) {
           if (p.seq) {
             std::vector<db_outcome> mine;
@@ -122,6 +146,7 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
         finish(self, worker);
       },
       [self, worker, parts](caf::error& err) mutable {
+        count_error(err);
         for (auto& p : parts) {
           if (p.seq)
             p.seq_rp.deliver(err);
@@ -143,6 +168,8 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
     auto worker = std::move(st.idle.back());
     st.idle.pop_back();
     if (!is_mutation(job) || (st.max_batch < 2 && job.seq.empty())) {
+      if (is_mutation(job))
+        metrics::actors().batch_size.observe(1);
       dispatch(self, std::move(worker), std::move(job));
       continue;
     }
@@ -162,11 +189,13 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
         ++i;
       }
     }
+    metrics::actors().batch_size.observe(static_cast<double>(statements));
     if (batch.size() == 1 && batch.front().seq.empty())
       dispatch(self, std::move(worker), std::move(batch.front()));
     else
       dispatch_batch(self, std::move(worker), std::move(batch));
   }
+  publish(st);
 }
 
 // Returns whether a new job would exceed the queue bound (no idle worker to take it).
@@ -188,6 +217,9 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 caf::timespan max_wait, size_t max_batch) {
   for (auto& w : workers)
     self->link_to(w); // workers stop with the pool
+  self->state.workers = workers.size();
+  metrics::actors().db_workers.store(static_cast<int64_t>(workers.size()),
+                                     std::memory_order_relaxed);
   self->state.idle = std::move(workers);
   self->state.queue_limit = queue_limit;
   self->state.max_wait = max_wait;

@@ -20,6 +20,7 @@ struct db_pool_state {
     caf::actor_clock::time_point queued;
   };
   std::vector<db_worker_actor> idle;
+  size_t workers = 0; // in all (busy: workers - idle.size())
   std::deque<job> queue;
   size_t queue_limit = 0;
   size_t max_batch = 64; // mutations per group commit

@@ -2,6 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/json.hpp>
 
 #include "actors/tokens/jwt.hpp"
@@ -520,4 +525,103 @@ TEST_CASE("/docs without Swagger UI's files says how to get them") {
   CHECK(page.body.find("/openapi.json") != std::string::npos);
   CHECK(c.request("GET", "/docs/swagger-ui.css").status == 404);
   CHECK(c.request("GET", "/openapi.json").status == 200);
+}
+
+namespace {
+
+/// The value of one sample line of a Prometheus exposition (`name{labels}`), or -1.
+double sample(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+/// Runs `promtool check metrics` on `text`; returns its exit status and output.
+std::pair<int, std::string> promtool_check(const std::string& text) {
+  char path[] = "/tmp/todo-metrics-XXXXXX";
+  int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  std::string cmd = std::string{"promtool check metrics < "} + path + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[512];
+  while (auto n = std::fread(buf, 1, sizeof buf, p))
+    out.append(buf, n);
+  int status = ::pclose(p);
+  ::unlink(path);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+} // namespace
+
+TEST_CASE("/metrics counts what was sent, by route template, and promtool accepts it") {
+  server_process srv; // its own process: the counts below are exactly this test's requests
+  srv.start();
+  http_client c{srv.port()};
+  auto user = fresh_user("metrics");
+  header_list auth{{"Authorization", "Bearer " + token_for(user)},
+                   {"Content-Type", "application/json"}};
+  std::vector<long long> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.request("POST", "/api/tasks", auth, R"({"title":"m"})");
+    REQUIRE(r.status == 201);
+    ids.push_back(json::parse(r.body).at("id").as_int64());
+  }
+  for (auto id : ids)
+    CHECK(c.request("GET", "/api/tasks/" + std::to_string(id), auth).status == 200);
+  CHECK(c.request("PATCH", "/api/" + user + "/tasks/" + std::to_string(ids[0]) + "/complete", auth)
+          .status == 200);
+  CHECK(c.request("GET", "/api/tasks").status == 401);                                 // missing
+  CHECK(c.request("GET", "/api/tasks", {{"Authorization", "Bearer x.y"}}).status == 401); // malformed
+  CHECK(c.request("GET", "/nowhere/at/all").status == 404);
+  CHECK(c.request("DELETE", "/health").status == 405);
+
+  auto m = c.request("GET", "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  const auto& t = m.body;
+  CHECK(sample(t, R"(http_requests_total{method="POST",route="/api/tasks",status="201"})") == 3);
+  CHECK(sample(t, R"(http_requests_total{method="GET",route="/api/tasks/{id}",status="200"})") == 3);
+  CHECK(sample(t, R"(http_requests_total{method="PATCH",route="/api/{user_id}/tasks/{id}/complete",status="200"})") == 1);
+  CHECK(sample(t, R"(http_requests_total{method="GET",route="/api/tasks",status="401"})") == 2);
+  CHECK(sample(t, R"(http_requests_total{method="GET",route="unmatched",status="404"})") == 1);
+  CHECK(sample(t, R"(http_requests_total{method="DELETE",route="/health",status="405"})") == 1);
+  // Route labels are templates: no raw id or user id ever becomes a label.
+  CHECK(t.find("route=\"/api/tasks/" + std::to_string(ids[0])) == std::string::npos);
+  CHECK(t.find(user) == std::string::npos);
+  CHECK(sample(t, R"(http_request_duration_seconds_count{route="/api/tasks"})") == 5);
+  CHECK(sample(t, R"(todo_auth_failures_total{reason="missing"})") == 1);
+  CHECK(sample(t, R"(todo_auth_failures_total{reason="malformed"})") == 1);
+  CHECK(sample(t, "todo_task_managers") == 1);
+  CHECK(sample(t, "todo_cached_tasks") == 3); // the GETs loaded the user's cache
+  CHECK(sample(t, "todo_cache_bytes") > 0);
+  CHECK(sample(t, "todo_db_commit_statements_count") == 4); // 3 creates, 1 toggle
+  // Every request with a token asks a courier's cache (each courier has its own: the first
+  // request through each is a miss): 3 creates, 3 gets, 1 toggle, 1 malformed token.
+  auto hits = sample(t, R"(todo_token_cache_requests_total{cache="courier",result="hit"})");
+  auto misses = sample(t, R"(todo_token_cache_requests_total{cache="courier",result="miss"})");
+  CHECK(hits + misses == 8);
+  CHECK(hits >= 1);
+  CHECK(sample(t, R"(todo_db_workers{state="idle"})") + sample(t, R"(todo_db_workers{state="busy"})") == 2);
+  CHECK(sample(t, R"(todo_queue_depth{queue="db"})") == 0);
+  CHECK(sample(t, "http_open_connections") >= 1);
+  CHECK(sample(t, "process_resident_memory_bytes") > 1e6);
+  CHECK(sample(t, "process_open_fds") > 3);
+  CHECK(sample(t, "process_start_time_seconds") > 1.7e9);
+  CHECK(t.find("todo_api_build_info{version=\"1.0.0\",commit=\"") != std::string::npos);
+
+  auto [code, out] = promtool_check(t);
+  INFO(out);
+  CHECK(code == 0);
+}
+
+TEST_CASE("METRICS=false: /metrics is 404 and nothing is counted") {
+  server_process srv{{{"METRICS", "false"}}};
+  srv.start();
+  http_client c{srv.port()};
+  CHECK(c.request("GET", "/metrics").status == 404);
 }

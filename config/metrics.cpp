@@ -1,0 +1,10 @@
+#include "config/metrics.hpp"
+
+namespace todo::metrics {
+
+actor_metrics& actors() {
+  static actor_metrics m;
+  return m;
+}
+
+} // namespace todo::metrics
