@@ -11,6 +11,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/version.hpp>
+#include <caf/config.hpp>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <pqxx/version.hxx>
 
 #include "actors/actor_gateway.hpp"
 #include "actors/auth.hpp"
@@ -22,8 +27,10 @@
 #include "config/settings.hpp"
 #include "http/jwks_fetch.hpp"
 #include "http/listener.hpp"
+#include "http/metrics.hpp"
 #include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
+#include "persistence/migrations.hpp"
 #include "persistence/startup_check.hpp"
 
 namespace net = boost::asio;
@@ -221,15 +228,231 @@ int serve(const todo::settings& cfg) {
   return 0;
 }
 
+// ------------------------------------------------------------------ subcommands
+
+const char* const usage_text =
+  "usage: todo-api [COMMAND] [OPTIONS]\n"
+  "commands:\n"
+  "  serve      run the service (the default when no command is given)\n"
+  "  migrate    apply pending database migrations and exit (--status: list them)\n"
+  "  check      validate the settings and that the database and the JWKS answer\n"
+  "  token      print a signed development token (--sub USER_ID)\n"
+  "  gen-jwk    print a fresh Ed25519 private JWK\n"
+  "  version    print the versions of the service and its libraries\n"
+  "`todo-api COMMAND --help` tells more. Exit codes: 0 success, 2 a setting, the database or\n"
+  "the JWKS is wrong or unreachable (one line on stderr names it), 1 anything else.\n\n";
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h")
+      return true;
+  return false;
+}
+
+/// DATABASE_URL from `--database-url`, the environment or .env (in that order).
+std::string database_url_of(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--database-url" && i + 1 < args.size())
+      return args[i + 1];
+    if (args[i].rfind("--database-url=", 0) == 0)
+      return args[i].substr(15);
+  }
+  auto env = todo::environment_map();
+  if (auto i = env.find("DATABASE_URL"); i != env.end() && !i->second.empty())
+    return i->second;
+  auto dotenv = todo::parse_dotenv(todo::read_dotenv_file());
+  return dotenv["DATABASE_URL"];
+}
+
+/// The PostgreSQL server's version, or why it is not known (never the password).
+std::string server_version(const std::string& url) {
+  if (url.empty())
+    return "unknown (DATABASE_URL is not set)";
+  if (auto problem = todo::db::conninfo_problem(url))
+    return "unknown (DATABASE_URL: " + *problem + ")";
+  const char* keys[] = {"dbname", "connect_timeout", nullptr};
+  const char* values[] = {url.c_str(), "3", nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, 1);
+  std::string out;
+  if (PQstatus(c) == CONNECTION_OK) {
+    out = PQparameterStatus(c, "server_version") ? PQparameterStatus(c, "server_version") : "?";
+  } else {
+    out = "unknown (" + todo::db::redact(PQerrorMessage(c), url) + ")";
+  }
+  PQfinish(c);
+  return out;
+}
+
+int version_command(const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::cout << "usage: todo-api version [--database-url URL]\n"
+                 "Prints the service's version and commit and the versions of CAF, Boost,\n"
+                 "libpqxx, libpq, OpenSSL and (when DATABASE_URL answers) the PostgreSQL server.\n";
+    return 0;
+  }
+  int pq = PQlibVersion();
+  std::cout << "todo-api " << todo::http::build_version() << " (commit "
+            << todo::http::build_commit_id() << ")\n"
+            << "CAF " << CAF_MAJOR_VERSION << "." << CAF_MINOR_VERSION << "."
+            << CAF_PATCH_VERSION << "\n"
+            << "Boost " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "."
+            << BOOST_VERSION % 100 << "\n"
+            << "libpqxx " << PQXX_VERSION << "\n"
+            << "libpq " << pq / 10000 << "." << pq % 10000 << "\n"
+            << OpenSSL_version(OPENSSL_VERSION) << "\n"
+            << "PostgreSQL server " << server_version(database_url_of(args)) << "\n";
+  return 0;
+}
+
+int migrate_command(const std::vector<std::string>& args) {
+  bool status = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--status")
+      status = true;
+    else if (args[i] == "--database-url")
+      ++i;
+    else if (args[i].rfind("--database-url=", 0) == 0 || args[i] == "--help" || args[i] == "-h")
+      continue;
+    else {
+      std::cerr << args[i] << ": unknown option (see todo-api migrate --help)\n";
+      return 2;
+    }
+  }
+  if (wants_help(args)) {
+    std::cout << "usage: todo-api migrate [--status] [--database-url URL]\n"
+                 "Applies the pending migrations (embedded in this binary) to DATABASE_URL and\n"
+                 "exits 0; --status lists each migration as applied (with its time) or pending\n"
+                 "and changes nothing. Safe to run from several deploy jobs at once (an advisory\n"
+                 "lock makes them take turns). Waits up to DB_CONNECT_WAIT_MS (30000) for a\n"
+                 "database that is not up yet. Exit 2 when the database cannot be reached.\n";
+    return 0;
+  }
+  auto url = database_url_of(args);
+  if (url.empty()) {
+    std::cerr << "DATABASE_URL: required (environment, .env or --database-url)\n";
+    return 2;
+  }
+  if (auto problem = todo::db::conninfo_problem(url)) {
+    std::cerr << "DATABASE_URL: " << *problem << "\n";
+    return 2;
+  }
+  try {
+    if (status) {
+      auto states = todo::db::migration_states(url);
+      size_t pending = 0;
+      for (const auto& m : states) {
+        std::cout << (m.applied_at.empty() ? "pending  " : "applied  ") << m.version << "  "
+                  << m.name << (m.applied_at.empty() ? "" : "  " + m.applied_at)
+                  << (m.known ? "" : "  (not in this binary: applied by a newer version)")
+                  << "\n";
+        pending += m.applied_at.empty() ? 1 : 0;
+      }
+      std::cout << pending << " pending\n";
+      return 0;
+    }
+    auto env = todo::environment_map();
+    int64_t wait = 30000;
+    if (auto i = env.find("DB_CONNECT_WAIT_MS"); i != env.end())
+      wait = std::atoll(i->second.c_str());
+    auto before = todo::db::migration_states(url);
+    if (auto problem = todo::db::prepare_database(url, 5000, wait)) {
+      std::cerr << "DATABASE_URL: " << *problem << "\n";
+      return 2;
+    }
+    auto after = todo::db::migration_states(url);
+    size_t was = 0, now = 0;
+    for (const auto& m : before)
+      was += m.applied_at.empty() ? 0 : 1;
+    for (const auto& m : after)
+      now += m.applied_at.empty() ? 0 : 1;
+    std::cout << "migrations: " << now - std::min(now, was) << " applied now, " << now
+              << " applied in all, schema at version "
+              << (after.empty() ? 0 : after.back().version) << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "DATABASE_URL: " << todo::db::redact(e.what(), url) << "\n";
+    return 2;
+  }
+}
+
+int check_command(const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::cout << "usage: todo-api check [SETTINGS FLAGS]\n"
+                 "Validates every setting (as `serve` would), connects to DATABASE_URL and reports\n"
+                 "pending migrations (it applies none), and reads the JWKS when one is set. Exit\n"
+                 "0 when all is well, else 2 with one line naming the setting and the reason.\n";
+    return 0;
+  }
+  auto loaded = todo::load_settings(args, todo::environment_map(), todo::read_dotenv_file());
+  if (loaded.error) {
+    std::cerr << loaded.error->line() << "\n";
+    return 2;
+  }
+  const auto& cfg = *loaded.value;
+  std::cout << "settings: ok\n";
+  if (auto problem = todo::db::conninfo_problem(cfg.database_url)) {
+    std::cerr << "DATABASE_URL: " << *problem << "\n";
+    return 2;
+  }
+  auto probe = todo::db::probe(cfg.database_url);
+  if (probe.outcome != todo::db::probe_result::ok) {
+    std::cerr << "DATABASE_URL: " << probe.reason << "\n";
+    return 2;
+  }
+  try {
+    size_t pending = 0;
+    for (const auto& m : todo::db::migration_states(cfg.database_url))
+      pending += m.applied_at.empty() ? 1 : 0;
+    std::cout << "database: ok (PostgreSQL " << server_version(cfg.database_url) << ", "
+              << pending << " migration(s) pending; `serve` and `migrate` apply them)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "DATABASE_URL: " << todo::db::redact(e.what(), cfg.database_url) << "\n";
+    return 2;
+  }
+  if (!cfg.jwks_file.empty()) {
+    auto r = todo::jwks::parse_file(cfg.jwks_file);
+    if (!r) {
+      std::cerr << "BETTER_AUTH_JWKS_FILE: " << r.error << "\n";
+      return 2;
+    }
+    std::cout << "jwks file: ok (" << r.keys->size() << " key(s))\n";
+  }
+  if (!cfg.jwks_url.empty()) {
+    auto f = todo::http::fetch_url(cfg.jwks_url);
+    if (!f.ok()) {
+      std::cerr << "BETTER_AUTH_JWKS_URL: " << f.error << "\n";
+      return 2;
+    }
+    auto r = todo::jwks::parse(f.body);
+    if (!r) {
+      std::cerr << "BETTER_AUTH_JWKS_URL: " << r.error << "\n";
+      return 2;
+    }
+    std::cout << "jwks url: ok (" << r.keys->size() << " key(s))\n";
+  }
+  std::cout << "check: ok\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "serve")
+    args.erase(args.begin());
+  else if (!args.empty() && args[0] == "migrate")
+    return migrate_command({args.begin() + 1, args.end()});
+  else if (!args.empty() && args[0] == "check")
+    return check_command({args.begin() + 1, args.end()});
+  else if (!args.empty() && args[0] == "version")
+    return version_command({args.begin() + 1, args.end()});
+  else if (!args.empty() && (args[0] == "--version" || args[0] == "-V"))
+    return version_command({});
   if (auto code = todo::jwt::run_subcommand(args))
     return *code;
   auto loaded = todo::load_settings(args, todo::environment_map(), todo::read_dotenv_file());
   if (loaded.help) {
-    std::cout << todo::help_text();
+    std::cout << usage_text << todo::help_text();
     return 0;
   }
   if (loaded.error) {

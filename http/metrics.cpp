@@ -147,6 +147,14 @@ void process_lines(std::string& out) {
 
 } // namespace
 
+std::string_view build_version() {
+  return TODO_VERSION;
+}
+
+std::string_view build_commit_id() {
+  return build_commit;
+}
+
 http_metrics::http_metrics() {
   for (auto& h : latency_)
     std::copy(std::begin(latency_bounds), std::end(latency_bounds), h.bounds.begin());

@@ -15,6 +15,11 @@ namespace todo::http {
 
 struct server_context;
 
+/// The service's version (CMake's project version) and the commit it was built from
+/// (`git describe --dirty` at build time, "unknown" outside a checkout).
+std::string_view build_version();
+std::string_view build_commit_id();
+
 class http_metrics {
 public:
   http_metrics();

@@ -1,5 +1,7 @@
 #include "persistence/migrations.hpp"
 
+#include <map>
+
 #include <pqxx/pqxx>
 
 namespace todo::db {
@@ -44,6 +46,29 @@ int migrate(const std::string& conninfo) {
   }
   run("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
   return applied;
+}
+
+std::vector<migration_state> migration_states(const std::string& conninfo) {
+  pqxx::connection conn{conninfo};
+  pqxx::nontransaction n{conn};
+  std::map<int, migration_state> all;
+  for (const auto& m : embedded_migrations())
+    all[m.version] = migration_state{m.version, m.name, {}, true};
+  if (!n.exec("SELECT to_regclass('schema_migrations')")[0][0].is_null()) {
+    auto rows = n.exec("SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
+                       "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version");
+    for (const auto& r : rows) {
+      auto v = r[0].as<int>();
+      auto i = all.find(v);
+      if (i == all.end())
+        i = all.emplace(v, migration_state{v, r[1].as<std::string>(), {}, false}).first;
+      i->second.applied_at = r[2].as<std::string>();
+    }
+  }
+  std::vector<migration_state> out;
+  for (auto& [v, s] : all)
+    out.push_back(std::move(s));
+  return out;
 }
 
 } // namespace todo::db

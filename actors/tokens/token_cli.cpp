@@ -1,5 +1,7 @@
 #include "actors/tokens/token_cli.hpp"
 
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -27,8 +29,16 @@ int token_command(const std::vector<std::string>& args) {
     };
     if (args[i] == "--sub")
       sub = value("--sub");
-    else if (args[i] == "--ttl")
-      ttl = std::stoll(value("--ttl"));
+    else if (args[i] == "--ttl") {
+      auto v = value("--ttl");
+      char* end = nullptr;
+      errno = 0;
+      ttl = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || errno != 0 || ttl < -315360000 || ttl > 315360000) {
+        std::cerr << "--ttl: must be an integer number of seconds (at most ten years)\n";
+        return 2;
+      }
+    }
     else if (args[i] == "--jwk")
       jwk_file = value("--jwk");
     else if (args[i] == "--iss")
@@ -94,6 +104,13 @@ std::optional<int> run_subcommand(const std::vector<std::string>& args) {
   if (args[0] == "token")
     return token_command({args.begin() + 1, args.end()});
   if (args[0] == "gen-jwk") {
+    if (args.size() > 1 && (args[1] == "--help" || args[1] == "-h")) {
+      std::cout << "usage: todo-api gen-jwk [--kid KID]\n"
+                   "Prints a fresh Ed25519 private JWK (kid \"dev\" unless given). Its public\n"
+                   "half (without \"d\") is a one-key JWKS for BETTER_AUTH_JWKS_FILE; sign dev\n"
+                   "tokens with it: todo-api token --sub USER --jwk FILE.\n";
+      return 0;
+    }
     // Prints a fresh Ed25519 private JWK; its public half (without "d") is a one-key JWKS.
     std::string kid = args.size() > 2 && args[1] == "--kid" ? args[2] : "dev";
     std::cout << jwks::generate_ed25519_jwk(kid) << "\n";
