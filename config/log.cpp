@@ -314,7 +314,7 @@ void write(level lvl, std::string_view msg) {
 }
 
 void request(std::string_view method, std::string_view path, unsigned status,
-             int64_t duration_us, std::string_view request_id) {
+             int64_t duration_us, std::string_view request_id, std::string_view trace_id) {
   if (!enabled(level::info))
     return;
   // Request targets come from clients: bytes that are not UTF-8 are written as %XX.
@@ -337,6 +337,10 @@ void request(std::string_view method, std::string_view path, unsigned status,
     append_millis(line, duration_us);
     line += ",\"request_id\":\"";
     append_json_escaped(line, request_id);
+    if (!trace_id.empty()) {
+      line += "\",\"trace_id\":\"";
+      line += trace_id; // 32 lowercase hex digits (checked by the handler)
+    }
     line += "\"}";
   } else {
     append_time(line);
@@ -352,6 +356,10 @@ void request(std::string_view method, std::string_view path, unsigned status,
     append_millis(line, duration_us);
     line += "ms rid=";
     line += request_id;
+    if (!trace_id.empty()) {
+      line += " trace=";
+      line += trace_id;
+    }
   }
   emit(line);
 }

@@ -66,6 +66,35 @@ std::string encode_segment(std::string_view s) {
   return out;
 }
 
+bool lower_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return false;
+  return true;
+}
+
+bool all_zeros(std::string_view s) {
+  return s.find_first_not_of('0') == std::string_view::npos;
+}
+
+/// Our span's id for `traceresponse`: 16 hex digits from the request id (unique per process)
+/// and the process's random prefix, never all zeros.
+std::string span_id(std::string_view request_id) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : request_id)
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  h ^= h >> 31;
+  h *= 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
+  if (h == 0)
+    h = 1;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4)
+    out[static_cast<size_t>(i)] = hex[h & 0xf];
+  return out;
+}
+
 /// A response with the headers every answer carries: type, request id, CORS.
 response make_response(const server_context& ctx, const exchange& ex, unsigned status,
                        std::string body) {
@@ -76,10 +105,13 @@ response make_response(const server_context& ctx, const exchange& ex, unsigned s
     res.body() = std::move(body);
   }
   res.set("X-Request-Id", ex.request_id);
+  if (!ex.traceresponse.empty())
+    res.set("traceresponse", ex.traceresponse);
   if (!ex.origin.empty()) {
     res.set(bhttp::field::access_control_allow_origin, ex.origin);
     res.set(bhttp::field::access_control_allow_credentials, "true");
-    res.set(bhttp::field::access_control_expose_headers, "Location, ETag, X-Total-Count, X-Request-Id");
+    res.set(bhttp::field::access_control_expose_headers,
+            "Location, ETag, X-Total-Count, X-Request-Id, traceresponse");
   }
   if (!ctx.cfg.cors_origins.empty())
     res.set(bhttp::field::vary, "Origin");
@@ -142,7 +174,7 @@ response preflight_response(const server_context& ctx, const exchange& ex) {
     res.set(bhttp::field::access_control_allow_methods, "GET, POST, PUT, PATCH, DELETE, OPTIONS");
     res.set(bhttp::field::access_control_allow_headers,
             "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, "
-            "X-Request-Id");
+            "X-Request-Id, traceparent");
     res.set(bhttp::field::access_control_max_age, "600");
   }
   frame(res);
@@ -344,6 +376,21 @@ bool header_values_safe(const response& res) {
   return true;
 }
 
+std::string traceparent_trace_id(std::string_view v) {
+  v = text::trim(v);
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+    return {};
+  auto version = v.substr(0, 2), trace = v.substr(3, 32), parent = v.substr(36, 16),
+       flags = v.substr(53, 2);
+  if (!lower_hex(version) || version == "ff" || !lower_hex(trace) || !lower_hex(parent) ||
+      !lower_hex(flags) || all_zeros(trace) || all_zeros(parent))
+    return {};
+  // Version 00 is exactly 55 characters; a later version may append "-" and more.
+  if (version == "00" ? v.size() != 55 : (v.size() > 55 && v[55] != '-'))
+    return {};
+  return std::string{trace};
+}
+
 std::string next_request_id(server_context& ctx) {
   return ctx.request_id_prefix + std::to_string(++ctx.request_counter);
 }
@@ -367,6 +414,15 @@ void handle_request(server_context& ctx, exchange ex, request& req,
   std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
   auto rid = req["X-Request-Id"];
   ex.request_id = usable_request_id(rid) ? std::string{rid} : next_request_id(ctx);
+  if (auto tp = req.find("traceparent"); tp != req.end()) {
+    // One traceparent only (W3C Trace Context §3.2.1: several are invalid).
+    if (req.count("traceparent") == 1) {
+      ex.trace_id = traceparent_trace_id(tp->value());
+      if (!ex.trace_id.empty())
+        ex.traceresponse = "00-" + ex.trace_id + "-" + span_id(ex.request_id) + "-" +
+                           std::string{tp->value().substr(53, 2)};
+    }
+  }
   ex.keep_alive = req.keep_alive();
   ex.version = req.version();
   if (req.method() == bhttp::verb::get || ex.head)

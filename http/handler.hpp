@@ -32,6 +32,8 @@ struct exchange {
   bool keep_alive = true;
   bool head = false; // a HEAD request: the GET answer's header fields, no body
   int8_t route = -1; // the path's index in known_routes() (the /metrics label), -1: none
+  std::string trace_id; // W3C traceparent's trace id (32 hex digits) when valid, else empty
+  std::string traceresponse; // the `traceresponse` value answered with it
   unsigned version = 11;
 };
 
@@ -60,6 +62,11 @@ expectation expectation_of(const request& req);
 
 /// Returns whether no header value of `res` holds CR, LF or NUL (checked before every write).
 bool header_values_safe(const response& res);
+
+/// Returns the trace id of a W3C `traceparent` value (version 00: "00-" 32 hex "-" 16 hex "-"
+/// 2 hex, lowercase, neither id all zeros; a later version may append "-..." fields), or empty
+/// when it is not one (W3C Trace Context §3.2: then the trace restarts).
+std::string traceparent_trace_id(std::string_view value);
 
 /// Returns a new request id: the process prefix and a counter.
 std::string next_request_id(server_context& ctx);

@@ -246,7 +246,8 @@ private:
     bool last = closing_ && ctx_.draining && idx + 1 == slots_.size();
     res.keep_alive(ex.keep_alive && !last);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - ex.started);
-    log::request(ex.method, ex.path, res.result_int(), micros.count(), ex.request_id);
+    log::request(ex.method, ex.path, res.result_int(), micros.count(), ex.request_id,
+                 ex.trace_id);
     if (ctx_.cfg.metrics)
       ctx_.metrics.observe(ex.route, ex.method, res.result_int(), micros.count());
     if (idx >= slots_.size())

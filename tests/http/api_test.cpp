@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -624,4 +627,44 @@ TEST_CASE("METRICS=false: /metrics is 404 and nothing is counted") {
   srv.start();
   http_client c{srv.port()};
   CHECK(c.request("GET", "/metrics").status == 404);
+}
+
+TEST_CASE("traceparent: the trace id is logged next to the request id and traceresponse answers") {
+  for (std::string format : {"text", "json"}) {
+    INFO(format);
+    auto log_path = "/tmp/todo-trace-" + std::to_string(::getpid()) + "-" + format + ".log";
+    {
+      server_process srv{{{"LOG_FORMAT", format}, {"LOG_LEVEL", "info"}}, log_path};
+      srv.start();
+      http_client c{srv.port()};
+      const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+      auto r = c.request("GET", "/api/tasks",
+                         {{"Authorization", "Bearer " + token_for(fresh_user("trace"))},
+                          {"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"},
+                          {"X-Request-Id", "trace-test-" + format}});
+      CHECK(r.status == 200);
+      auto tr = r.header("traceresponse");
+      REQUIRE(tr.size() == 55);
+      CHECK(tr.substr(0, 36) == "00-" + trace + "-");
+      CHECK(tr.substr(36, 16) != "00f067aa0ba902b7"); // our own span, not the caller's
+      CHECK(tr.substr(36, 16).find_first_not_of("0123456789abcdef") == std::string::npos);
+      CHECK(tr.substr(52) == "-01");
+      // Invalid or absent: no traceresponse, nothing logged for it.
+      auto bad = c.request("GET", "/health", {{"traceparent", "00-" + trace + "-00f067aa0ba902b7"}});
+      CHECK_FALSE(bad.has("traceresponse"));
+      CHECK_FALSE(c.request("GET", "/health").has("traceresponse"));
+      CHECK(srv.stop(SIGTERM) == 0);
+    }
+    std::ifstream in{log_path};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto log = ss.str();
+    ::unlink(log_path.c_str());
+    if (format == "text")
+      CHECK(log.find("rid=trace-test-text trace=4bf92f3577b34da6a3ce929d0e0e4736") !=
+            std::string::npos);
+    else
+      CHECK(log.find(R"("request_id":"trace-test-json","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736")") !=
+            std::string::npos);
+  }
 }

@@ -1,3 +1,4 @@
+#include "http/handler.hpp"
 #include "http/router.hpp"
 
 #include <catch2/catch.hpp>
@@ -175,4 +176,22 @@ TEST_CASE("a percent-encoded NUL or slash in a user id decodes without ending th
   auto r = route("GET", "/api/a%00b/tasks");
   REQUIRE(r.result == outcome::ok);
   CHECK(r.user_id == std::string("a\0b", 3));
+}
+
+TEST_CASE("traceparent: valid W3C values give their trace id, anything else none") {
+  using todo::http::traceparent_trace_id;
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  CHECK(traceparent_trace_id("00-" + trace + "-00f067aa0ba902b7-01") == trace);
+  CHECK(traceparent_trace_id("00-" + trace + "-00f067aa0ba902b7-00") == trace);
+  // A later version may append fields; version 00 may not.
+  CHECK(traceparent_trace_id("01-" + trace + "-00f067aa0ba902b7-01-what-ever") == trace);
+  CHECK(traceparent_trace_id("00-" + trace + "-00f067aa0ba902b7-01-x").empty());
+  CHECK(traceparent_trace_id("ff-" + trace + "-00f067aa0ba902b7-01").empty());
+  CHECK(traceparent_trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01").empty());
+  CHECK(traceparent_trace_id("00-" + trace + "-0000000000000000-01").empty());
+  CHECK(traceparent_trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").empty());
+  CHECK(traceparent_trace_id("00-" + trace + "-00f067aa0ba902b7").empty());
+  CHECK(traceparent_trace_id("00_" + trace + "_00f067aa0ba902b7_01").empty());
+  CHECK(traceparent_trace_id("").empty());
+  CHECK(traceparent_trace_id("00-" + trace + "-00f067aa0ba902bg-01").empty());
 }

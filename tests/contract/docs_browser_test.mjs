@@ -1,0 +1,513 @@
+// /docs in a real browser (issue 13): Swagger UI served by todo-api, in headless Chromium,
+// offline, used the way a developer uses it.
+//
+//   1. start todo-api; mint a token (`todo-api token --sub <user>`);
+//   2. open http://127.0.0.1:PORT/docs: the task operations are listed (paths and summaries),
+//      every request the page makes goes to 127.0.0.1:PORT (no CDN), none fails or gets >= 400;
+//   3. "Authorize": paste the token as bearerAuth, Authorize, Close;
+//   4. POST /api/tasks: "Try it out", a JSON body with a unique title, "Execute": the live
+//      response shows 201 and the title, and the browser sent `Authorization: Bearer <token>`;
+//   5. GET /api/tasks the same way: 200 and the title; a plain fetch with the token agrees;
+//   6. a full-page screenshot is saved (DOCS_SCREENSHOT); no page errors (uncaught exceptions).
+//
+// Run by ctest from the build directory's copy, next to node_modules:
+//   node <build>/contract/docs_browser_test.mjs          (cwd: <build>/contract)
+// Environment:
+//   TODO_API_BINARY      path of the todo-api binary (required)
+//   TEST_DATABASE_URL    postgresql:// URL of the throwaway database (required)
+//   DOCS_DIR             Swagger UI files (swagger-ui-dist) for todo-api; passed on when set
+//   CHROMIUM_PATH        the browser, default /usr/bin/chromium (Debian: apt-get install chromium)
+//   DOCS_SCREENSHOT      where to save the screenshot, default ./docs-screenshot.png (cwd)
+//   CT_NODE_DIR          where node_modules is (default: this script's directory)
+//   CT_TEST_TIMEOUT_S    overall time limit, default 150
+// Chromium and todo-api are killed on every exit path (and, through setpriv --pdeathsig, if
+// this process is killed outright); the browser profile is a temporary directory.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const nodeDir = process.env.CT_NODE_DIR || path.dirname(fileURLToPath(import.meta.url));
+const limitSeconds = Number(process.env.CT_TEST_TIMEOUT_S || 150);
+const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const screenshotPath = path.resolve(process.env.DOCS_SCREENSHOT || "docs-screenshot.png");
+const started = Date.now();
+let step = "start";
+let passed = 0;
+let timedOut = false;
+const never = () => new Promise(() => {});
+const children = new Set();
+const cleanups = [];
+let browserContext; // the Playwright context (persistent: it is the browser)
+let chromiumPids = []; // process-group leaders to SIGKILL if closing the browser fails
+let currentPage; // for a screenshot when the test fails
+
+function elapsed() {
+  return ((Date.now() - started) / 1000).toFixed(1);
+}
+function log(msg) {
+  console.log(`[${elapsed()}s] ${msg}`);
+}
+function ok(msg) {
+  passed += 1;
+  log(`ok ${passed} - ${msg}`);
+}
+class TestFailure extends Error {}
+function fail(msg) {
+  throw new TestFailure(msg);
+}
+function check(cond, msg, detail) {
+  if (!cond) fail(detail === undefined ? msg : `${msg}\n    ${detail}`);
+  ok(msg);
+}
+
+// ---------------------------------------------------------------- processes
+
+function killAll(signal) {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try {
+        c.kill(signal);
+      } catch {}
+    }
+  }
+}
+function killChromium() {
+  for (const pid of chromiumPids) {
+    try {
+      process.kill(-pid, "SIGKILL"); // Playwright starts Chromium as a process-group leader
+    } catch {}
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+}
+/// Processes still in Chromium's process groups.
+function chromiumLeft() {
+  const left = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] !== "Z" && chromiumPids.includes(Number(fields[2]))) left.push(Number(name));
+    } catch {}
+  }
+  return left;
+}
+process.on("exit", () => {
+  killAll("SIGKILL");
+  killChromium();
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, async () => {
+    console.log(`FAIL: got ${sig} while ${step}`);
+    await cleanup();
+    process.exit(1);
+  });
+}
+
+function start(name, cmd, args, opts) {
+  if (existsSync("/usr/bin/setpriv")) {
+    args = ["--pdeathsig", "KILL", "--", cmd, ...args];
+    cmd = "/usr/bin/setpriv";
+  }
+  const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+  child.label = name;
+  child.text = "";
+  child.stdoutText = "";
+  const keep = (buf) => {
+    child.text += buf.toString();
+    if (child.text.length > 200000) child.text = child.text.slice(-100000);
+  };
+  child.stdout.on("data", (buf) => {
+    child.stdoutText += buf.toString();
+    keep(buf);
+  });
+  child.stderr.on("data", keep);
+  child.exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve({ code, sig })));
+  child.on("error", (err) => {
+    child.text += `spawn error: ${err.message}\n`;
+  });
+  children.add(child);
+  return child;
+}
+
+async function run(name, cmd, args, opts, ms) {
+  const child = start(name, cmd, args, opts);
+  const t = setTimeout(() => child.kill("SIGKILL"), ms);
+  const { code, sig } = await child.exited;
+  clearTimeout(t);
+  children.delete(child);
+  return { code: code ?? `signal ${sig}`, out: child.stdoutText, text: child.text };
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    children.delete(child);
+    return;
+  }
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await child.exited;
+  clearTimeout(t);
+  children.delete(child);
+}
+
+function dumpOutputs() {
+  for (const c of children) {
+    console.log(`---- last output of ${c.label} (pid ${c.pid}) ----`);
+    console.log(c.text.split("\n").slice(-40).join("\n") || "(nothing)");
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function http(method, url, { headers = {}, body } = {}) {
+  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(15000) };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {}
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+async function waitReady(child, url, ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      fail(`${child.label} exited (code ${child.exitCode}, signal ${child.signalCode}) before ${url} answered:\n${child.text.slice(-2000)}`);
+    try {
+      const r = await http("GET", url);
+      if (r.status === 200) return;
+    } catch {}
+    await sleep(150);
+  }
+  fail(`${child.label} did not answer 200 on ${url} within ${ms / 1000} s`);
+}
+
+/// Direct children of this process whose command line mentions chrom (the browser Playwright
+/// spawned; through the setpriv wrapper it keeps its pid).
+function chromiumChildren() {
+  const pids = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== process.pid) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      if (/chrom/i.test(cmdline)) pids.push(Number(name));
+    } catch {}
+  }
+  return pids;
+}
+
+// ---------------------------------------------------------------- todo-api
+
+const secret = randomBytes(32).toString("hex");
+
+function serverEnv(extra = {}) {
+  const env = {
+    PATH: process.env.PATH,
+    HOST: "127.0.0.1",
+    DATABASE_URL: process.env.TEST_DATABASE_URL,
+    BETTER_AUTH_SECRET: secret,
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+  if (process.env.DOCS_DIR) env.DOCS_DIR = process.env.DOCS_DIR;
+  return env;
+}
+
+// ---------------------------------------------------------------- the test
+
+async function main() {
+  step = "checking the environment";
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 20) fail(`Node.js ${process.versions.node} is too old: 20 or later is needed`);
+  for (const name of ["TEST_DATABASE_URL", "TODO_API_BINARY"]) {
+    if (!process.env[name]) fail(`${name} is not set (run the tests through scripts/test)`);
+  }
+  if (!existsSync(process.env.TODO_API_BINARY)) fail(`TODO_API_BINARY ${process.env.TODO_API_BINARY} does not exist`);
+  if (!existsSync(chromiumPath))
+    fail(`${chromiumPath} does not exist: install Chromium (Debian/Ubuntu: apt-get install --no-install-recommends chromium) or set CHROMIUM_PATH`);
+  if (!existsSync(path.join(nodeDir, "node_modules/playwright-core/package.json")))
+    fail(`${nodeDir}/node_modules/playwright-core is missing: run contract.npm_ci`);
+  const require = createRequire(path.join(nodeDir, "package.json"));
+  const { chromium } = require("playwright-core");
+  const pwVersion = JSON.parse(readFileSync(path.join(nodeDir, "node_modules/playwright-core/package.json"), "utf8")).version;
+
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "todo-docs-browser-"));
+  cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+
+  step = "starting todo-api";
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const runDir = path.join(tmp, "run"); // no .env in here
+  mkdirSync(runDir);
+  const api = start("todo-api", process.env.TODO_API_BINARY, [], { cwd: runDir, env: serverEnv({ PORT: String(port) }) });
+  await waitReady(api, `${base}/health`, 30000);
+  log(`todo-api on ${base} (pid ${api.pid})${process.env.DOCS_DIR ? `, DOCS_DIR=${process.env.DOCS_DIR}` : ""}`);
+
+  step = "minting a token";
+  const user = `docs-browser-${randomBytes(6).toString("hex")}`;
+  const tr = await run("todo-api token", process.env.TODO_API_BINARY, ["token", "--sub", user, "--ttl", "900"],
+    { cwd: runDir, env: serverEnv() }, 20000);
+  const token = tr.out.trim();
+  check(tr.code === 0 && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(token), `todo-api token --sub ${user}: a JWT`, `exit ${tr.code}: ${tr.text.slice(0, 500)}`);
+
+  step = "launching Chromium";
+  // A fresh profile and HOME; with setpriv, Chromium gets SIGKILL should this process die.
+  const profile = path.join(tmp, "profile");
+  const home = path.join(tmp, "home");
+  mkdirSync(profile);
+  mkdirSync(home);
+  let executablePath = chromiumPath;
+  if (existsSync("/usr/bin/setpriv")) {
+    executablePath = path.join(tmp, "chromium-pdeathsig.sh");
+    writeFileSync(executablePath, `#!/bin/sh\nexec /usr/bin/setpriv --pdeathsig KILL -- '${chromiumPath.replace(/'/g, "'\\''")}' "$@"\n`);
+    chmodSync(executablePath, 0o755);
+  }
+  const t0 = Date.now();
+  browserContext = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+    env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, ".config"), XDG_CACHE_HOME: path.join(home, ".cache") },
+    handleSIGINT: false, // this script's handlers close it
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+    timeout: 60000,
+    viewport: { width: 1280, height: 900 },
+  });
+  chromiumPids = chromiumChildren();
+  const version = browserContext.browser()?.version() ?? "(unknown version)";
+  ok(`Chromium ${version} started in ${((Date.now() - t0) / 1000).toFixed(1)} s (playwright-core ${pwVersion}, pid ${chromiumPids.join(",") || "?"})`);
+  browserContext.setDefaultTimeout(30000);
+  browserContext.setDefaultNavigationTimeout(60000);
+
+  const requests = []; // every request the browser made
+  const failedRequests = [];
+  const badResponses = [];
+  const pageErrors = [];
+  const consoleErrors = [];
+  browserContext.on("request", (r) => requests.push({ method: r.method(), url: r.url(), headers: r.headers() }));
+  browserContext.on("requestfailed", (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+  browserContext.on("response", (r) => {
+    if (r.status() >= 400) badResponses.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
+  });
+  const page = browserContext.pages()[0] ?? (await browserContext.newPage());
+  currentPage = page;
+  page.on("pageerror", (e) => pageErrors.push(e?.stack || String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(m.text());
+  });
+
+  step = "opening /docs";
+  const resp = await page.goto(`${base}/docs`, { waitUntil: "load" });
+  check(resp?.status() === 200, `GET /docs in Chromium: 200`, `status ${resp?.status()}`);
+  await page.locator(".opblock").first().waitFor({ state: "visible", timeout: 60000 });
+  check((await page.title()).length > 0 && (await page.locator(".swagger-ui .info .title").count()) > 0,
+    `Swagger UI rendered the document: "${(await page.locator(".swagger-ui .info .title").first().textContent())?.trim()}"`);
+
+  // The task operations, found by method and path (as Swagger UI renders them).
+  const op = (method, p) =>
+    page.locator(`.opblock.opblock-${method}`, { has: page.locator(`.opblock-summary-path[data-path="${p}"]`) });
+  const expected = [
+    ["get", "/api/tasks"],
+    ["post", "/api/tasks"],
+    ["get", "/api/tasks/{id}"],
+    ["put", "/api/tasks/{id}"],
+    ["patch", "/api/tasks/{id}"],
+    ["delete", "/api/tasks/{id}"],
+    ["patch", "/api/tasks/{id}/complete"],
+  ];
+  const doc = (await http("GET", `${base}/openapi.json`)).json;
+  for (const [method, p] of expected) {
+    const block = op(method, p);
+    const n = await block.count();
+    const summary = n === 1 ? (await block.locator(".opblock-summary-description").textContent())?.trim() : undefined;
+    const want = doc?.paths?.[p]?.[method]?.summary;
+    check(n === 1 && summary && summary === want, `/docs lists ${method.toUpperCase()} ${p}: "${summary}"`,
+      `${n} blocks, summary ${JSON.stringify(summary)}, the document says ${JSON.stringify(want)}`);
+  }
+  const body = await page.locator("body").innerText();
+  check(body.includes("/api/tasks") && body.includes("/api/tasks/{id}/complete"), `the page text shows /api/tasks and /api/tasks/{id}/complete`);
+
+  step = "authorizing";
+  await page.locator(".scheme-container button.authorize, .auth-wrapper button.authorize").first().click();
+  const modal = page.locator(".modal-ux");
+  await modal.waitFor({ state: "visible" });
+  const modalText = await modal.innerText();
+  check(/bearerAuth/.test(modalText), `the Authorize dialog offers bearerAuth`, modalText.slice(0, 300));
+  await modal.locator(".auth-container input").first().fill(token);
+  await modal.locator(".auth-btn-wrapper button.authorize").click();
+  await modal.locator(".auth-btn-wrapper button", { hasText: /logout/i }).waitFor({ state: "visible" });
+  ok("token pasted as bearerAuth, Authorize clicked (the dialog now offers Logout)");
+  await modal.locator(".auth-btn-wrapper button.btn-done, button.close-modal").first().click();
+  await modal.waitFor({ state: "hidden" });
+  check(await page.locator(".auth-wrapper button.authorize.locked").count() > 0, "dialog closed; the Authorize button shows locked");
+
+  step = "POST /api/tasks with Try it out";
+  const title = `from Swagger UI ${randomBytes(5).toString("hex")}`;
+  const post = op("post", "/api/tasks");
+  await post.locator(".opblock-summary-control").click();
+  await post.locator("button.try-out__btn").click();
+  const textarea = post.locator("textarea.body-param__text");
+  await textarea.waitFor({ state: "visible" });
+  await textarea.fill(JSON.stringify({ title, description: "typed into Swagger UI in headless Chromium" }, null, 2));
+  const [postReq] = await Promise.all([
+    page.waitForRequest((r) => r.method() === "POST" && new URL(r.url()).pathname === "/api/tasks", { timeout: 30000 }),
+    post.locator("button.execute").click(),
+  ]);
+  const postStatus = post.locator(".live-responses-table .response .response-col_status").first();
+  await postStatus.waitFor({ state: "visible" });
+  const postCode = (await postStatus.innerText()).trim();
+  const postBody = (await post.locator(".live-responses-table .response .response-col_description").first().innerText()).trim();
+  check(/^201\b/.test(postCode), `Execute: the live response shows 201`, `status cell ${JSON.stringify(postCode)}; body ${postBody.slice(0, 500)}`);
+  check(postBody.includes(title), `the response body shows the title "${title}"`, postBody.slice(0, 500));
+  const reqUrl = (await post.locator(".request-url pre").first().innerText().catch(() => "")).trim();
+  check(reqUrl === `${base}/api/tasks`, `the request URL shown is ${base}/api/tasks`, JSON.stringify(reqUrl));
+  check(postReq.headers()["authorization"] === `Bearer ${token}` && /^application\/json/.test(postReq.headers()["content-type"] || ""),
+    "the browser sent Authorization: Bearer <the token> and Content-Type: application/json",
+    JSON.stringify({ authorization: postReq.headers()["authorization"]?.slice(0, 20), "content-type": postReq.headers()["content-type"] }));
+  let created;
+  try {
+    created = JSON.parse(postReq.postData() || "");
+  } catch {}
+  check(created?.title === title, "the request body was the JSON typed into the textarea", postReq.postData()?.slice(0, 300));
+
+  step = "GET /api/tasks with Try it out";
+  const list = op("get", "/api/tasks");
+  await list.locator(".opblock-summary-control").click();
+  await list.locator("button.try-out__btn").click();
+  const [listReq] = await Promise.all([
+    page.waitForRequest((r) => r.method() === "GET" && new URL(r.url()).pathname === "/api/tasks", { timeout: 30000 }),
+    list.locator("button.execute").click(),
+  ]);
+  const listStatus = list.locator(".live-responses-table .response .response-col_status").first();
+  await listStatus.waitFor({ state: "visible" });
+  const listCode = (await listStatus.innerText()).trim();
+  const listBody = (await list.locator(".live-responses-table .response .response-col_description").first().innerText()).trim();
+  check(/^200\b/.test(listCode) && listBody.includes(title), `GET /api/tasks Execute: 200 and the list shows "${title}" (${listReq.url().replace(base, "")})`,
+    `status ${JSON.stringify(listCode)}; body ${listBody.slice(0, 500)}`);
+
+  step = "checking with a plain fetch";
+  const plain = await http("GET", `${base}/api/tasks`, { headers: { authorization: `Bearer ${token}` } });
+  const mine = Array.isArray(plain.json) ? plain.json.filter((t) => t.title === title) : [];
+  check(plain.status === 200 && mine.length === 1 && plain.json.length === 1 && mine[0].completed === false,
+    `plain GET /api/tasks with the token: 200, exactly the one task "${title}" (id ${mine[0]?.id})`, `${plain.status} ${plain.text.slice(0, 300)}`);
+
+  step = "saving the screenshot";
+  mkdirSync(path.dirname(screenshotPath), { recursive: true });
+  await page.screenshot({ path: screenshotPath, fullPage: true, timeout: 60000 });
+  const size = existsSync(screenshotPath) ? statSync(screenshotPath).size : 0;
+  check(size > 10000, `full-page screenshot saved: ${screenshotPath} (${size} bytes)`);
+
+  step = "checking what the page did";
+  const offHost = requests.filter((r) => {
+    try {
+      const u = new URL(r.url);
+      if (u.protocol === "data:" || u.protocol === "blob:") return false;
+      return u.host !== `127.0.0.1:${port}`;
+    } catch {
+      return true;
+    }
+  });
+  check(requests.length >= 5 && offHost.length === 0,
+    `all ${requests.length} requests went to 127.0.0.1:${port} (no CDN, nothing else): ${[...new Set(requests.map((r) => new URL(r.url).pathname))].join(" ")}`,
+    offHost.map((r) => `${r.method} ${r.url}`).join("\n    "));
+  for (const asset of ["/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/openapi.json"]) {
+    if (!requests.some((r) => new URL(r.url).pathname === asset)) fail(`the page never requested ${asset}`);
+  }
+  ok("the page loaded /docs, /docs/swagger-ui.css, /docs/swagger-ui-bundle.js and /openapi.json from todo-api");
+  check(failedRequests.length === 0, "no request failed", failedRequests.join("\n    "));
+  check(badResponses.length === 0, "no response had a status >= 400", badResponses.join("\n    "));
+  if (consoleErrors.length) log(`console errors (not fatal): ${consoleErrors.join(" | ").slice(0, 1000)}`);
+  check(pageErrors.length === 0, "no page errors (uncaught exceptions)", pageErrors.join("\n    "));
+  check(api.exitCode === null && api.signalCode === null, `todo-api (pid ${api.pid}) ran throughout`);
+
+  step = "closing Chromium";
+  await closeBrowser();
+  const left = chromiumLeft();
+  check(left.length === 0, "Chromium closed: none of its processes is left", `still running: ${left.join(" ")}`);
+  await stop(api);
+}
+
+async function closeBrowser() {
+  const ctx = browserContext;
+  browserContext = undefined;
+  currentPage = undefined;
+  if (ctx) await Promise.race([ctx.close().catch(() => {}), sleep(10000)]);
+  killChromium();
+  for (let i = 0; i < 50 && chromiumLeft().length; i++) await sleep(100);
+}
+
+async function cleanup() {
+  await closeBrowser().catch(() => {});
+  killAll("SIGTERM");
+  await Promise.race([Promise.all([...children].map((c) => c.exited)), sleep(5000)]);
+  killAll("SIGKILL");
+  for (const f of cleanups.reverse()) {
+    try {
+      await f();
+    } catch {}
+  }
+}
+
+const timer = setTimeout(async () => {
+  timedOut = true;
+  console.log(`FAIL: timed out after ${limitSeconds} s while ${step}`);
+  dumpOutputs();
+  await cleanup();
+  console.log(`${passed} passed, 1 failed`);
+  process.exit(1);
+}, limitSeconds * 1000);
+
+try {
+  await main();
+  clearTimeout(timer);
+  await cleanup();
+  console.log(`screenshot: ${screenshotPath}`);
+  console.log(`${passed} passed, 0 failed (${elapsed()} s)`);
+  process.exit(0);
+} catch (err) {
+  if (timedOut) await never();
+  clearTimeout(timer);
+  const msg = err instanceof TestFailure ? err.message : err?.stack || String(err);
+  console.log(`FAIL: while ${step}: ${msg}`);
+  if (currentPage) {
+    try {
+      mkdirSync(path.dirname(screenshotPath), { recursive: true });
+      await currentPage.screenshot({ path: screenshotPath, fullPage: true, timeout: 15000 });
+      console.log(`screenshot of the failure: ${screenshotPath}`);
+    } catch {}
+  }
+  dumpOutputs();
+  await cleanup();
+  console.log(`${passed} passed, 1 failed`);
+  process.exit(1);
+}
