@@ -28,6 +28,7 @@
 #include "http/jwks_fetch.hpp"
 #include "http/listener.hpp"
 #include "http/metrics.hpp"
+#include "http/tls.hpp"
 #include "persistence/change_listener.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
@@ -49,6 +50,21 @@ std::string random_prefix() {
 
 int serve(const todo::settings& cfg) {
   todo::log::configure(todo::log::parse_level(cfg.log_level), cfg.log_format == "json");
+  // HTTPS: both files or neither; a certificate that cannot serve stops start-up.
+  std::unique_ptr<boost::asio::ssl::context> tls;
+  if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) {
+    std::cerr << (cfg.tls_cert_file.empty() ? "TLS_CERT_FILE: required with TLS_KEY_FILE\n"
+                                            : "TLS_KEY_FILE: required with TLS_CERT_FILE\n");
+    return 2;
+  }
+  if (!cfg.tls_cert_file.empty()) {
+    auto setup = todo::http::make_tls_context(cfg.tls_cert_file, cfg.tls_key_file);
+    if (!setup.context) {
+      std::cerr << setup.setting << ": " << setup.error << "\n";
+      return 2;
+    }
+    tls = std::move(setup.context);
+  }
   todo::log::start_writer(); // the access log costs the I/O threads a memcpy per line
   if (!cfg.jwks_file.empty() && !todo::jwks::parse_file(cfg.jwks_file)) {
     std::cerr << "BETTER_AUTH_JWKS_FILE: not a usable JWKS document\n";
@@ -154,7 +170,7 @@ int serve(const todo::settings& cfg) {
     workers.push_back(iocs.back().get());
   }
   auto& ioc = *iocs.front();
-  todo::http::listener lst{ioc, workers, ctx};
+  todo::http::listener lst{ioc, workers, ctx, tls.get()};
   try {
     lst.open();
   } catch (const std::exception& e) {
@@ -167,7 +183,8 @@ int serve(const todo::settings& cfg) {
     return 1;
   }
   lst.start();
-  todo::log::info("listening on " + cfg.host + ":" + std::to_string(lst.port()) + " (" +
+  todo::log::info(std::string{"listening on "} + (tls ? "https://" : "http://") + cfg.host + ":" +
+                  std::to_string(lst.port()) + " (" +
                   std::to_string(cfg.threads) + " I/O threads, " +
                   std::to_string(cfg.db_pool_size) + " DB connections)");
 

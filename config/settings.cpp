@@ -237,6 +237,11 @@ const std::vector<spec>& specs() {
      "time each write's stages (courier, token, TaskManager, DB queue, commit) and print "
      "their percentiles at shutdown",
      false, boolean(&s::trace_stages)},
+    {"TLS_CERT_FILE", "<path>", "(none: plain HTTP)",
+     "PEM certificate chain; with TLS_KEY_FILE the server speaks HTTPS (TLS 1.2/1.3)", false,
+     plain_text(&s::tls_cert_file)},
+    {"TLS_KEY_FILE", "<path>", "(none)", "PEM private key of TLS_CERT_FILE", false,
+     plain_text(&s::tls_key_file)},
     {"METRICS", "<bool>", "true", "serve GET /metrics (Prometheus) and keep its counters", false,
      boolean(&s::metrics)},
     {"DOCS_DIR", "<dir>", "(beside the binary)",

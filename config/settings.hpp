@@ -47,6 +47,8 @@ struct settings {
   size_t group_commit_max = 64;                         // GROUP_COMMIT_MAX, 1..1024
   size_t token_cache_size = 10000;                      // TOKEN_CACHE_SIZE, 0..1000000
   bool trace_stages = false;                            // TRACE_STAGES
+  std::string tls_cert_file;                            // TLS_CERT_FILE, PEM chain (HTTPS)
+  std::string tls_key_file;                             // TLS_KEY_FILE, PEM private key
   bool metrics = true;                                  // METRICS, serve and count GET /metrics
   std::string docs_dir;                                 // DOCS_DIR, Swagger UI's files (empty: beside the binary)
 };

@@ -10,8 +10,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 listener::listener(net::io_context& accept_ioc, std::vector<net::io_context*> workers,
-                   server_context& ctx)
-  : workers_(std::move(workers)), ctx_(ctx), acceptor_(net::make_strand(accept_ioc)) {
+                   server_context& ctx, boost::asio::ssl::context* tls)
+  : workers_(std::move(workers)), ctx_(ctx), tls_(tls), acceptor_(net::make_strand(accept_ioc)) {
 }
 
 void listener::open() {
@@ -48,9 +48,9 @@ void listener::accept() {
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       if (ctx_.connections.load() >= static_cast<size_t>(ctx_.cfg.max_connections))
-        refuse_connection(std::move(socket), ctx_);
+        refuse_connection(std::move(socket), ctx_, tls_ != nullptr);
       else
-        start_session(std::move(socket), ctx_);
+        start_session(std::move(socket), ctx_, tls_);
     } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
       // Out of file descriptors: back off briefly instead of spinning.
       log::warn("accept failed: out of file descriptors");

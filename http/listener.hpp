@@ -7,14 +7,19 @@
 
 #include "http/server.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace todo::http {
 
 /// Accepts connections and starts a session for each, up to MAX_CONNECTIONS. Sessions are
 /// spread round-robin over `workers` (one io_context per I/O thread: no shared scheduler lock).
 class listener {
 public:
+  /// With `tls`, every connection speaks TLS (the context must outlive the listener).
   listener(boost::asio::io_context& accept_ioc, std::vector<boost::asio::io_context*> workers,
-           server_context& ctx);
+           server_context& ctx, boost::asio::ssl::context* tls = nullptr);
 
   /// Binds HOST:PORT; throws boost::system::system_error when it cannot.
   void open();
@@ -34,13 +39,15 @@ private:
   std::vector<boost::asio::io_context*> workers_;
   size_t next_worker_ = 0;
   server_context& ctx_;
+  boost::asio::ssl::context* tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
 };
 
 /// Starts a session on an accepted socket (defined in session.cpp).
-void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx);
+void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx,
+                   boost::asio::ssl::context* tls);
 
 /// Answers 503 with Retry-After and closes (defined in session.cpp).
-void refuse_connection(boost::asio::ip::tcp::socket socket, server_context& ctx);
+void refuse_connection(boost::asio::ip::tcp::socket socket, server_context& ctx, bool tls);
 
 } // namespace todo::http

@@ -7,14 +7,19 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <string_view>
 #include <utility>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "config/log.hpp"
 #include "http/handler.hpp"
@@ -33,9 +38,18 @@ namespace {
 constexpr size_t max_pipeline = 32;      // requests read ahead of their responses
 constexpr size_t header_limit = 8192;    // request line plus headers (API.md §3)
 
-class session final : public responder, public std::enable_shared_from_this<session> {
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+// One connection over `Stream`: plain TCP, or TLS (TLS_CERT_FILE), whose handshake comes first
+// and whose close sends close_notify when nothing else is in flight.
+template <class Stream>
+class session final : public responder, public std::enable_shared_from_this<session<Stream>> {
+  static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+
 public:
-  session(tcp::socket&& socket, server_context& ctx) : stream_(std::move(socket)), ctx_(ctx) {
+  template <class... Args>
+  session(server_context& ctx, Args&&... args) : stream_(std::forward<Args>(args)...), ctx_(ctx) {
     ++ctx_.connections;
   }
 
@@ -45,11 +59,21 @@ public:
   }
 
   void start() {
-    drain_hook_ = ctx_.add_drain_hook([weak = weak_from_this()] {
+    drain_hook_ = ctx_.add_drain_hook([weak = this->weak_from_this()] {
       if (auto self = weak.lock())
         net::post(self->stream_.get_executor(), [self] { self->on_drain(); });
     });
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_next(); });
+    if constexpr (tls) {
+      // The handshake must complete within the read timeout, like a request.
+      lowest().expires_after(read_timeout());
+      stream_.async_handshake(boost::asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                self->on_handshake(ec);
+                              });
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    [self = this->shared_from_this()] { self->read_next(); });
+    }
   }
 
 private:
@@ -66,12 +90,42 @@ private:
     return std::chrono::milliseconds(ctx_.cfg.idle_timeout_ms);
   }
 
+  beast::tcp_stream& lowest() {
+    return beast::get_lowest_layer(stream_);
+  }
+
+  // A failed handshake closes the connection. A client that spoke plain HTTP to this port
+  // gets one plain-text HTTP answer saying so first (as nginx does), never a hang.
+  void on_handshake(beast::error_code ec) {
+    if (!ec) {
+      handshaken_ = true;
+      read_next();
+      return;
+    }
+    closing_ = true;
+    if (ec.category() == boost::asio::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+      static constexpr std::string_view answer =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        "Content-Length: 49\r\nConnection: close\r\n\r\n"
+        "{\"detail\":\"This port speaks HTTPS: use https://\"}";
+      static_assert(answer.size() - answer.find("\r\n\r\n") - 4 == 49);
+      lowest().expires_after(std::chrono::seconds(2));
+      net::async_write(lowest().socket(), net::buffer(answer.data(), answer.size()),
+                       [self = this->shared_from_this()](beast::error_code, size_t) {
+                         self->hard_close();
+                       });
+      return;
+    }
+    hard_close();
+  }
+
   // Shutting down: answer what was read, read nothing new, close an idle connection now.
   void on_drain() {
     closing_ = true;
     if (reading_ && waiting_first_byte_) {
       beast::error_code ec;
-      stream_.socket().cancel(ec); // on_first_bytes sees operation_aborted and closes
+      lowest().socket().cancel(ec); // on_first_bytes sees operation_aborted and closes
     }
     finish_or_close();
   }
@@ -90,10 +144,10 @@ private:
     if (buffer_.size() == 0) {
       // Idle between requests: wait for the first byte with the idle timeout.
       read_deadline_ = clock::now() + idle_timeout();
-      stream_.expires_at(read_deadline_);
+      lowest().expires_at(read_deadline_);
       waiting_first_byte_ = true;
       stream_.async_read_some(buffer_.prepare(4096),
-                              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                                 self->on_first_bytes(ec, n);
                               });
     } else {
@@ -117,9 +171,9 @@ private:
   // The header comes first: framing is decided on it before any body byte is read.
   void read_request() {
     read_deadline_ = clock::now() + read_timeout();
-    stream_.expires_at(read_deadline_);
+    lowest().expires_at(read_deadline_);
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                self->on_header(ec);
                              });
   }
@@ -161,7 +215,7 @@ private:
     if (expects == expectation::continue_100 && buffer_.size() == 0)
       send_continue();
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         self->on_read(ec);
                       });
   }
@@ -192,7 +246,7 @@ private:
     ex.seq = first_seq_ + slots_.size();
     ex.started = clock::now();
     slots_.emplace_back();
-    handle_request(ctx_, std::move(ex), req, shared_from_this());
+    handle_request(ctx_, std::move(ex), req, this->shared_from_this());
     read_next();
   }
 
@@ -208,7 +262,7 @@ private:
     static constexpr std::string_view line = "HTTP/1.1 100 Continue\r\n\r\n";
     // The pending read's deadline covers this write too.
     net::async_write(stream_, net::buffer(line.data(), line.size()),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->writing_ = false;
                        if (ec) {
                          self->close();
@@ -260,9 +314,9 @@ private:
     if (writing_ || slots_.empty() || !slots_.front().res)
       return;
     writing_ = true;
-    stream_.expires_after(read_timeout());
+    lowest().expires_after(read_timeout());
     bhttp::async_write(stream_, *slots_.front().res,
-                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
                          self->on_write(ec);
                        });
   }
@@ -281,7 +335,7 @@ private:
       return;
     }
     if (reading_)
-      stream_.expires_at(read_deadline_); // give the pending read its own deadline back
+      lowest().expires_at(read_deadline_); // give the pending read its own deadline back
     else if (!closing_)
       read_next();
     if (continue_due_ && slots_.empty() && reading_)
@@ -298,12 +352,30 @@ private:
 
   void close() {
     closing_ = true;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    if constexpr (tls) {
+      // close_notify when nothing else is in flight on the stream; otherwise (an error, or a
+      // read still pending) the TCP connection just closes.
+      if (handshaken_ && !reading_ && !writing_ && !shutting_down_) {
+        shutting_down_ = true;
+        lowest().expires_after(std::chrono::seconds(1));
+        stream_.async_shutdown(
+          [self = this->shared_from_this()](beast::error_code) { self->hard_close(); });
+        return;
+      }
+      if (shutting_down_)
+        return;
+    }
+    hard_close();
   }
 
-  beast::tcp_stream stream_;
+  void hard_close() {
+    closing_ = true;
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().close();
+  }
+
+  Stream stream_;
   server_context& ctx_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -317,15 +389,26 @@ private:
   bool continue_due_ = false; // a 100 Continue waits for earlier responses to go out
   uint64_t drain_hook_ = 0;
   std::optional<request::header_type> header_; // a chunked request's header, as received
+  bool handshaken_ = !tls;                     // TLS: the handshake has completed
+  bool shutting_down_ = false;                 // TLS: close_notify is on its way
 };
 
 } // namespace
 
-void start_session(tcp::socket socket, server_context& ctx) {
-  std::make_shared<session>(std::move(socket), ctx)->start();
+void start_session(tcp::socket socket, server_context& ctx, boost::asio::ssl::context* tls) {
+  if (tls)
+    std::make_shared<session<tls_stream>>(ctx, std::move(socket), *tls)->start();
+  else
+    std::make_shared<session<plain_stream>>(ctx, std::move(socket))->start();
 }
 
-void refuse_connection(tcp::socket socket, server_context& ctx) {
+void refuse_connection(tcp::socket socket, server_context& ctx, bool tls) {
+  if (tls) {
+    // No handshake for a connection beyond MAX_CONNECTIONS: it is closed at once.
+    boost::system::error_code ec;
+    socket.close(ec);
+    return;
+  }
   struct refusal {
     beast::tcp_stream stream;
     response res;

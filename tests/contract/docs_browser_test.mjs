@@ -8,6 +8,9 @@
 //   4. POST /api/tasks: "Try it out", a JSON body with a unique title, "Execute": the live
 //      response shows 201 and the title, and the browser sent `Authorization: Bearer <token>`;
 //   5. GET /api/tasks the same way: 200 and the title; a plain fetch with the token agrees;
+//      PATCH /api/tasks/{id}/complete the same way: 200, completed true (a plain GET agrees);
+//      a conditional header (If-Match, If-None-Match) that Try it out pre-fills from the
+//      parameter's example is noted and cleared (fatal with DOCS_PREFILL_FATAL=1);
 //   6. a full-page screenshot is saved (DOCS_SCREENSHOT); no page errors (uncaught exceptions).
 //
 // Run by ctest from the build directory's copy, next to node_modules:
@@ -20,6 +23,7 @@
 //   DOCS_SCREENSHOT      where to save the screenshot, default ./docs-screenshot.png (cwd)
 //   CT_NODE_DIR          where node_modules is (default: this script's directory)
 //   CT_TEST_TIMEOUT_S    overall time limit, default 150
+//   DOCS_PREFILL_FATAL=1 fail (instead of noting) when Try it out pre-fills If-Match/If-None-Match
 // Chromium and todo-api are killed on every exit path (and, through setpriv --pdeathsig, if
 // this process is killed outright); the browser profile is a temporary directory.
 import { spawn } from "node:child_process";
@@ -53,6 +57,7 @@ function log(msg) {
   console.log(`[${elapsed()}s] ${msg}`);
 }
 function ok(msg) {
+  if (timedOut) return; // the timer owns the output now
   passed += 1;
   log(`ok ${passed} - ${msg}`);
 }
@@ -241,6 +246,29 @@ function serverEnv(extra = {}) {
   return env;
 }
 
+// ---------------------------------------------------------------- Swagger UI
+
+// Swagger UI's "Try it out" fills a header parameter with the parameter's `example`. For the
+// conditional headers that sends a made-up ETag: If-Match then makes every PUT/PATCH/DELETE/
+// complete tried from /docs answer 412 unless the user clears the field. Noted (fatal with
+// DOCS_PREFILL_FATAL=1) and cleared, so that the rest of the test still runs.
+const notes = [];
+async function clearPrefilledConditional(block, name, where) {
+  const input = block.locator(`.parameters input[placeholder="${name}"]`);
+  if ((await input.count()) === 0) return;
+  const value = await input.first().inputValue();
+  if (value === "") {
+    ok(`${where}: Try it out leaves ${name} empty`);
+    return;
+  }
+  const msg = `${where}: Try it out pre-fills ${name} with ${value} (the parameter's example)` +
+    (name === "If-Match" ? ", so Execute answers 412 unless the user clears it" : ", a conditional header the user did not ask for");
+  if (process.env.DOCS_PREFILL_FATAL === "1") fail(msg);
+  notes.push(`${msg}; cleared it`);
+  log(`note: ${msg}; clearing it`);
+  await input.first().fill("");
+}
+
 // ---------------------------------------------------------------- the test
 
 async function main() {
@@ -404,6 +432,7 @@ async function main() {
   const list = op("get", "/api/tasks");
   await list.locator(".opblock-summary-control").click();
   await list.locator("button.try-out__btn").click();
+  await clearPrefilledConditional(list, "If-None-Match", "GET /api/tasks");
   const [listReq] = await Promise.all([
     page.waitForRequest((r) => r.method() === "GET" && new URL(r.url()).pathname === "/api/tasks", { timeout: 30000 }),
     list.locator("button.execute").click(),
@@ -420,6 +449,27 @@ async function main() {
   const mine = Array.isArray(plain.json) ? plain.json.filter((t) => t.title === title) : [];
   check(plain.status === 200 && mine.length === 1 && plain.json.length === 1 && mine[0].completed === false,
     `plain GET /api/tasks with the token: 200, exactly the one task "${title}" (id ${mine[0]?.id})`, `${plain.status} ${plain.text.slice(0, 300)}`);
+  const taskId = mine[0].id;
+
+  step = "PATCH /api/tasks/{id}/complete with Try it out";
+  const complete = op("patch", "/api/tasks/{id}/complete");
+  await complete.locator(".opblock-summary-control").click();
+  await complete.locator("button.try-out__btn").click();
+  await clearPrefilledConditional(complete, "If-Match", "PATCH /api/tasks/{id}/complete");
+  await complete.locator('.parameters input[placeholder="id"]').fill(String(taskId));
+  const [completeReq] = await Promise.all([
+    page.waitForRequest((r) => r.method() === "PATCH" && new URL(r.url()).pathname === `/api/tasks/${taskId}/complete`, { timeout: 30000 }),
+    complete.locator("button.execute").click(),
+  ]);
+  const completeStatus = complete.locator(".live-responses-table .response .response-col_status").first();
+  await completeStatus.waitFor({ state: "visible" });
+  const completeCode = (await completeStatus.innerText()).trim();
+  const completeBody = (await complete.locator(".live-responses-table .response .response-col_description").first().innerText()).trim();
+  check(/^200\b/.test(completeCode) && /"completed":\s*true/.test(completeBody) && completeBody.includes(title),
+    `PATCH /api/tasks/${taskId}/complete Execute (body ${JSON.stringify(completeReq.postData() ?? "")}): 200, completed true`,
+    `status ${JSON.stringify(completeCode)}; body ${completeBody.slice(0, 500)}`);
+  const after = await http("GET", `${base}/api/tasks/${taskId}`, { headers: { authorization: `Bearer ${token}` } });
+  check(after.status === 200 && after.json?.completed === true, `plain GET /api/tasks/${taskId}: completed is true`, `${after.status} ${after.text.slice(0, 300)}`);
 
   step = "saving the screenshot";
   mkdirSync(path.dirname(screenshotPath), { recursive: true });
@@ -449,12 +499,23 @@ async function main() {
   if (consoleErrors.length) log(`console errors (not fatal): ${consoleErrors.join(" | ").slice(0, 1000)}`);
   check(pageErrors.length === 0, "no page errors (uncaught exceptions)", pageErrors.join("\n    "));
   check(api.exitCode === null && api.signalCode === null, `todo-api (pid ${api.pid}) ran throughout`);
+  for (const n of notes) log(`NOTE: ${n}`);
 
   step = "closing Chromium";
   await closeBrowser();
   const left = chromiumLeft();
   check(left.length === 0, "Chromium closed: none of its processes is left", `still running: ${left.join(" ")}`);
   await stop(api);
+}
+
+async function failureScreenshot() {
+  const page = currentPage;
+  if (!page) return;
+  try {
+    mkdirSync(path.dirname(screenshotPath), { recursive: true });
+    await Promise.race([page.screenshot({ path: screenshotPath, fullPage: true, timeout: 10000 }), sleep(12000)]);
+    if (existsSync(screenshotPath)) console.log(`screenshot of the failure: ${screenshotPath}`);
+  } catch {}
 }
 
 async function closeBrowser() {
@@ -481,6 +542,7 @@ async function cleanup() {
 const timer = setTimeout(async () => {
   timedOut = true;
   console.log(`FAIL: timed out after ${limitSeconds} s while ${step}`);
+  await failureScreenshot();
   dumpOutputs();
   await cleanup();
   console.log(`${passed} passed, 1 failed`);
@@ -499,13 +561,7 @@ try {
   clearTimeout(timer);
   const msg = err instanceof TestFailure ? err.message : err?.stack || String(err);
   console.log(`FAIL: while ${step}: ${msg}`);
-  if (currentPage) {
-    try {
-      mkdirSync(path.dirname(screenshotPath), { recursive: true });
-      await currentPage.screenshot({ path: screenshotPath, fullPage: true, timeout: 15000 });
-      console.log(`screenshot of the failure: ${screenshotPath}`);
-    } catch {}
-  }
+  await failureScreenshot();
   dumpOutputs();
   await cleanup();
   console.log(`${passed} passed, 1 failed`);

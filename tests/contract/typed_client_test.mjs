@@ -49,6 +49,7 @@ function log(msg) {
   console.log(`[${elapsed()}s] ${msg}`);
 }
 function ok(msg) {
+  if (timedOut) return; // the timer owns the output now
   passed += 1;
   log(`ok ${passed} - ${msg}`);
 }

@@ -222,6 +222,15 @@ bool healthy(unsigned short port) {
   }
 }
 
+bool tls_listening(unsigned short port) {
+  try {
+    return raw_exchange(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", 1000)
+             .find("speaks HTTPS") != std::string::npos;
+  } catch (...) {
+    return false;
+  }
+}
+
 } // namespace
 
 int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd) {
@@ -300,7 +309,8 @@ void server_process::start() {
       pid_ = -1;
       throw std::runtime_error("todo-api exited during start-up");
     }
-    if (healthy(port_))
+    // Over TLS the listener is up once a plain request gets its "use https://" answer.
+    if (env_.count("TLS_CERT_FILE") ? tls_listening(port_) : healthy(port_))
       return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
