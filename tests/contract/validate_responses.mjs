@@ -1,8 +1,9 @@
 // Validates every response the black-box HTTP tests received against the OpenAPI document,
 // so that the document cannot drift from the behaviour (issue 13).
 //
-//   node validate_responses.mjs <openapi.json> <responses.jsonl> <minimum count>
+//   node validate_responses.mjs <openapi.json> <responses.jsonl | directory> <minimum count>
 //
+// A directory means every responses*.jsonl in it (the HTTP tests' and each fault scenario's).
 // Each line of responses.jsonl is one exchange recorded by tests/http/http_client.cpp
 // (TODO_RESPONSE_LOG): method, target, request_headers, status, headers (lowercased), body.
 // For each exchange whose path matches a documented path template:
@@ -17,7 +18,8 @@
 // An exchange whose path matches no template must be a 404 with the error shape.
 // Exits 1 on any mismatch, or when fewer than <minimum count> exchanges were validated (a
 // recorder that silently records nothing must not pass).
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 
@@ -28,7 +30,11 @@ if (!docPath || !logPath) {
 }
 const minimum = Number(minArg || 1);
 const doc = JSON.parse(readFileSync(docPath, "utf8"));
-const lines = readFileSync(logPath, "utf8").split("\n").filter((l) => l.trim() !== "");
+const logFiles = statSync(logPath).isDirectory()
+  ? readdirSync(logPath).filter((f) => /^responses.*\.jsonl$/.test(f)).map((f) => path.join(logPath, f))
+  : [logPath];
+const lines = logFiles.flatMap((f) => readFileSync(f, "utf8").split("\n").filter((l) => l.trim() !== ""));
+console.log(`files: ${logFiles.map((f) => path.basename(f)).join(", ")}`);
 
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
 addFormats(ajv);
@@ -102,13 +108,13 @@ for (const [n, line] of lines.entries()) {
   }
   const where = `${ex.method} ${ex.target} -> ${ex.status}`;
   const fail = (msg) => failures.push(`${where}: ${msg}`);
-  const path = ex.target.split("?")[0];
+  const reqPath = ex.target.split("?")[0];
   const method = ex.method.toLowerCase();
   if (method === "options") {
     skipped++;
     continue;
   }
-  const hit = matchPath(path);
+  const hit = matchPath(reqPath);
   if (!hit) {
     validated++;
     if (ex.status !== 404) fail(`no documented path matches, yet the answer is not 404`);
