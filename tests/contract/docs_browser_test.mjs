@@ -15,6 +15,8 @@
 //
 // Run by ctest from the build directory's copy, next to node_modules:
 //   node <build>/contract/docs_browser_test.mjs          (cwd: <build>/contract)
+// What it shares with the other live-server test (output, child processes, time limit,
+// todo-api and its tokens) is harness.mjs, copied next to it.
 // Environment:
 //   TODO_API_BINARY      path of the todo-api binary (required)
 //   TEST_DATABASE_URL    postgresql:// URL of the throwaway database (required)
@@ -26,61 +28,21 @@
 //   DOCS_PREFILL_FATAL=1 fail (instead of noting) when Try it out pre-fills If-Match/If-None-Match
 // Chromium and todo-api are killed on every exit path (and, through setpriv --pdeathsig, if
 // this process is killed outright); the browser profile is a temporary directory.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { addCleanup, check, checkEnvironment, fail, http, log, mintToken, nodeDir, ok, runTest, setStep, sleep, startTodoApi, stop } from "./harness.mjs";
 
-const nodeDir = process.env.CT_NODE_DIR || path.dirname(fileURLToPath(import.meta.url));
-const limitSeconds = Number(process.env.CT_TEST_TIMEOUT_S || 150);
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const screenshotPath = path.resolve(process.env.DOCS_SCREENSHOT || "docs-screenshot.png");
-const started = Date.now();
-let step = "start";
-let passed = 0;
-let timedOut = false;
-const never = () => new Promise(() => {});
-const children = new Set();
-const cleanups = [];
 let browserContext; // the Playwright context (persistent: it is the browser)
 let chromiumPids = []; // process-group leaders to SIGKILL if closing the browser fails
 let currentPage; // for a screenshot when the test fails
 
-function elapsed() {
-  return ((Date.now() - started) / 1000).toFixed(1);
-}
-function log(msg) {
-  console.log(`[${elapsed()}s] ${msg}`);
-}
-function ok(msg) {
-  if (timedOut) return; // the timer owns the output now
-  passed += 1;
-  log(`ok ${passed} - ${msg}`);
-}
-class TestFailure extends Error {}
-function fail(msg) {
-  throw new TestFailure(msg);
-}
-function check(cond, msg, detail) {
-  if (!cond) fail(detail === undefined ? msg : `${msg}\n    ${detail}`);
-  ok(msg);
-}
+// ---------------------------------------------------------------- Chromium
 
-// ---------------------------------------------------------------- processes
-
-function killAll(signal) {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      try {
-        c.kill(signal);
-      } catch {}
-    }
-  }
-}
 function killChromium() {
   for (const pid of chromiumPids) {
     try {
@@ -104,114 +66,6 @@ function chromiumLeft() {
   }
   return left;
 }
-process.on("exit", () => {
-  killAll("SIGKILL");
-  killChromium();
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, async () => {
-    console.log(`FAIL: got ${sig} while ${step}`);
-    await cleanup();
-    process.exit(1);
-  });
-}
-
-function start(name, cmd, args, opts) {
-  if (existsSync("/usr/bin/setpriv")) {
-    args = ["--pdeathsig", "KILL", "--", cmd, ...args];
-    cmd = "/usr/bin/setpriv";
-  }
-  const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
-  child.label = name;
-  child.text = "";
-  child.stdoutText = "";
-  const keep = (buf) => {
-    child.text += buf.toString();
-    if (child.text.length > 200000) child.text = child.text.slice(-100000);
-  };
-  child.stdout.on("data", (buf) => {
-    child.stdoutText += buf.toString();
-    keep(buf);
-  });
-  child.stderr.on("data", keep);
-  child.exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve({ code, sig })));
-  child.on("error", (err) => {
-    child.text += `spawn error: ${err.message}\n`;
-  });
-  children.add(child);
-  return child;
-}
-
-async function run(name, cmd, args, opts, ms) {
-  const child = start(name, cmd, args, opts);
-  const t = setTimeout(() => child.kill("SIGKILL"), ms);
-  const { code, sig } = await child.exited;
-  clearTimeout(t);
-  children.delete(child);
-  return { code: code ?? `signal ${sig}`, out: child.stdoutText, text: child.text };
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await child.exited;
-  clearTimeout(t);
-  children.delete(child);
-}
-
-function dumpOutputs() {
-  for (const c of children) {
-    console.log(`---- last output of ${c.label} (pid ${c.pid}) ----`);
-    console.log(c.text.split("\n").slice(-40).join("\n") || "(nothing)");
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function http(method, url, { headers = {}, body } = {}) {
-  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(15000) };
-  if (body !== undefined) {
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {}
-  return { status: res.status, headers: res.headers, text, json };
-}
-
-async function waitReady(child, url, ms) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      fail(`${child.label} exited (code ${child.exitCode}, signal ${child.signalCode}) before ${url} answered:\n${child.text.slice(-2000)}`);
-    try {
-      const r = await http("GET", url);
-      if (r.status === 200) return;
-    } catch {}
-    await sleep(150);
-  }
-  fail(`${child.label} did not answer 200 on ${url} within ${ms / 1000} s`);
-}
-
 /// Direct children of this process whose command line mentions chrom (the browser Playwright
 /// spawned; through the setpriv wrapper it keeps its pid).
 function chromiumChildren() {
@@ -227,23 +81,6 @@ function chromiumChildren() {
     } catch {}
   }
   return pids;
-}
-
-// ---------------------------------------------------------------- todo-api
-
-const secret = randomBytes(32).toString("hex");
-
-function serverEnv(extra = {}) {
-  const env = {
-    PATH: process.env.PATH,
-    HOST: "127.0.0.1",
-    DATABASE_URL: process.env.TEST_DATABASE_URL,
-    BETTER_AUTH_SECRET: secret,
-    LOG_LEVEL: "warn",
-    ...extra,
-  };
-  if (process.env.DOCS_DIR) env.DOCS_DIR = process.env.DOCS_DIR;
-  return env;
 }
 
 // ---------------------------------------------------------------- Swagger UI
@@ -272,13 +109,8 @@ async function clearPrefilledConditional(block, name, where) {
 // ---------------------------------------------------------------- the test
 
 async function main() {
-  step = "checking the environment";
-  const major = Number(process.versions.node.split(".")[0]);
-  if (major < 20) fail(`Node.js ${process.versions.node} is too old: 20 or later is needed`);
-  for (const name of ["TEST_DATABASE_URL", "TODO_API_BINARY"]) {
-    if (!process.env[name]) fail(`${name} is not set (run the tests through scripts/test)`);
-  }
-  if (!existsSync(process.env.TODO_API_BINARY)) fail(`TODO_API_BINARY ${process.env.TODO_API_BINARY} does not exist`);
+  setStep("checking the environment");
+  checkEnvironment();
   if (!existsSync(chromiumPath))
     fail(`${chromiumPath} does not exist: install Chromium (Debian/Ubuntu: apt-get install --no-install-recommends chromium) or set CHROMIUM_PATH`);
   if (!existsSync(path.join(nodeDir, "node_modules/playwright-core/package.json")))
@@ -288,25 +120,21 @@ async function main() {
   const pwVersion = JSON.parse(readFileSync(path.join(nodeDir, "node_modules/playwright-core/package.json"), "utf8")).version;
 
   const tmp = mkdtempSync(path.join(os.tmpdir(), "todo-docs-browser-"));
-  cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+  addCleanup(() => rmSync(tmp, { recursive: true, force: true }));
 
-  step = "starting todo-api";
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
+  setStep("starting todo-api");
   const runDir = path.join(tmp, "run"); // no .env in here
   mkdirSync(runDir);
-  const api = start("todo-api", process.env.TODO_API_BINARY, [], { cwd: runDir, env: serverEnv({ PORT: String(port) }) });
-  await waitReady(api, `${base}/health`, 30000);
+  const { child: api, base, port } = await startTodoApi(runDir);
   log(`todo-api on ${base} (pid ${api.pid})${process.env.DOCS_DIR ? `, DOCS_DIR=${process.env.DOCS_DIR}` : ""}`);
 
-  step = "minting a token";
+  setStep("minting a token");
   const user = `docs-browser-${randomBytes(6).toString("hex")}`;
-  const tr = await run("todo-api token", process.env.TODO_API_BINARY, ["token", "--sub", user, "--ttl", "900"],
-    { cwd: runDir, env: serverEnv() }, 20000);
-  const token = tr.out.trim();
-  check(tr.code === 0 && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(token), `todo-api token --sub ${user}: a JWT`, `exit ${tr.code}: ${tr.text.slice(0, 500)}`);
+  const tr = await mintToken(user, runDir);
+  const token = tr.token;
+  check(tr.valid, `todo-api token --sub ${user}: a JWT`, `exit ${tr.code}: ${tr.text.slice(0, 500)}`);
 
-  step = "launching Chromium";
+  setStep("launching Chromium");
   // A fresh profile and HOME; with setpriv, Chromium gets SIGKILL should this process die.
   const profile = path.join(tmp, "profile");
   const home = path.join(tmp, "home");
@@ -354,7 +182,7 @@ async function main() {
     if (m.type() === "error") consoleErrors.push(m.text());
   });
 
-  step = "opening /docs";
+  setStep("opening /docs");
   const resp = await page.goto(`${base}/docs`, { waitUntil: "load" });
   check(resp?.status() === 200, `GET /docs in Chromium: 200`, `status ${resp?.status()}`);
   await page.locator(".opblock").first().waitFor({ state: "visible", timeout: 60000 });
@@ -385,7 +213,7 @@ async function main() {
   const body = await page.locator("body").innerText();
   check(body.includes("/api/tasks") && body.includes("/api/tasks/{id}/complete"), `the page text shows /api/tasks and /api/tasks/{id}/complete`);
 
-  step = "authorizing";
+  setStep("authorizing");
   await page.locator(".scheme-container button.authorize, .auth-wrapper button.authorize").first().click();
   const modal = page.locator(".modal-ux");
   await modal.waitFor({ state: "visible" });
@@ -399,7 +227,7 @@ async function main() {
   await modal.waitFor({ state: "hidden" });
   check(await page.locator(".auth-wrapper button.authorize.locked").count() > 0, "dialog closed; the Authorize button shows locked");
 
-  step = "POST /api/tasks with Try it out";
+  setStep("POST /api/tasks with Try it out");
   const title = `from Swagger UI ${randomBytes(5).toString("hex")}`;
   const post = op("post", "/api/tasks");
   await post.locator(".opblock-summary-control").click();
@@ -428,7 +256,7 @@ async function main() {
   } catch {}
   check(created?.title === title, "the request body was the JSON typed into the textarea", postReq.postData()?.slice(0, 300));
 
-  step = "GET /api/tasks with Try it out";
+  setStep("GET /api/tasks with Try it out");
   const list = op("get", "/api/tasks");
   await list.locator(".opblock-summary-control").click();
   await list.locator("button.try-out__btn").click();
@@ -444,14 +272,14 @@ async function main() {
   check(/^200\b/.test(listCode) && listBody.includes(title), `GET /api/tasks Execute: 200 and the list shows "${title}" (${listReq.url().replace(base, "")})`,
     `status ${JSON.stringify(listCode)}; body ${listBody.slice(0, 500)}`);
 
-  step = "checking with a plain fetch";
+  setStep("checking with a plain fetch");
   const plain = await http("GET", `${base}/api/tasks`, { headers: { authorization: `Bearer ${token}` } });
   const mine = Array.isArray(plain.json) ? plain.json.filter((t) => t.title === title) : [];
   check(plain.status === 200 && mine.length === 1 && plain.json.length === 1 && mine[0].completed === false,
     `plain GET /api/tasks with the token: 200, exactly the one task "${title}" (id ${mine[0]?.id})`, `${plain.status} ${plain.text.slice(0, 300)}`);
   const taskId = mine[0].id;
 
-  step = "PATCH /api/tasks/{id}/complete with Try it out";
+  setStep("PATCH /api/tasks/{id}/complete with Try it out");
   const complete = op("patch", "/api/tasks/{id}/complete");
   await complete.locator(".opblock-summary-control").click();
   await complete.locator("button.try-out__btn").click();
@@ -471,13 +299,13 @@ async function main() {
   const after = await http("GET", `${base}/api/tasks/${taskId}`, { headers: { authorization: `Bearer ${token}` } });
   check(after.status === 200 && after.json?.completed === true, `plain GET /api/tasks/${taskId}: completed is true`, `${after.status} ${after.text.slice(0, 300)}`);
 
-  step = "saving the screenshot";
+  setStep("saving the screenshot");
   mkdirSync(path.dirname(screenshotPath), { recursive: true });
   await page.screenshot({ path: screenshotPath, fullPage: true, timeout: 60000 });
   const size = existsSync(screenshotPath) ? statSync(screenshotPath).size : 0;
   check(size > 10000, `full-page screenshot saved: ${screenshotPath} (${size} bytes)`);
 
-  step = "checking what the page did";
+  setStep("checking what the page did");
   const offHost = requests.filter((r) => {
     try {
       const u = new URL(r.url);
@@ -501,7 +329,7 @@ async function main() {
   check(api.exitCode === null && api.signalCode === null, `todo-api (pid ${api.pid}) ran throughout`);
   for (const n of notes) log(`NOTE: ${n}`);
 
-  step = "closing Chromium";
+  setStep("closing Chromium");
   await closeBrowser();
   const left = chromiumLeft();
   check(left.length === 0, "Chromium closed: none of its processes is left", `still running: ${left.join(" ")}`);
@@ -527,43 +355,9 @@ async function closeBrowser() {
   for (let i = 0; i < 50 && chromiumLeft().length; i++) await sleep(100);
 }
 
-async function cleanup() {
-  await closeBrowser().catch(() => {});
-  killAll("SIGTERM");
-  await Promise.race([Promise.all([...children].map((c) => c.exited)), sleep(5000)]);
-  killAll("SIGKILL");
-  for (const f of cleanups.reverse()) {
-    try {
-      await f();
-    } catch {}
-  }
-}
-
-const timer = setTimeout(async () => {
-  timedOut = true;
-  console.log(`FAIL: timed out after ${limitSeconds} s while ${step}`);
-  await failureScreenshot();
-  dumpOutputs();
-  await cleanup();
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-}, limitSeconds * 1000);
-
-try {
-  await main();
-  clearTimeout(timer);
-  await cleanup();
-  console.log(`screenshot: ${screenshotPath}`);
-  console.log(`${passed} passed, 0 failed (${elapsed()} s)`);
-  process.exit(0);
-} catch (err) {
-  if (timedOut) await never();
-  clearTimeout(timer);
-  const msg = err instanceof TestFailure ? err.message : err?.stack || String(err);
-  console.log(`FAIL: while ${step}: ${msg}`);
-  await failureScreenshot();
-  dumpOutputs();
-  await cleanup();
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-}
+await runTest(main, {
+  onExit: killChromium, // the harness kills its own children
+  beforeCleanup: closeBrowser,
+  onFailure: failureScreenshot,
+  onSuccess: () => console.log(`screenshot: ${screenshotPath}`),
+});

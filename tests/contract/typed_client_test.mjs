@@ -15,6 +15,8 @@
 //
 // Run by ctest from the build directory's copy, next to node_modules and typed_client/:
 //   node <build>/contract/typed_client_test.mjs          (cwd: <build>/contract)
+// What it shares with the other live-server test (output, child processes, time limit,
+// todo-api and its tokens) is harness.mjs, copied next to it.
 // Environment:
 //   TODO_API_BINARY      path of the todo-api binary (required)
 //   TEST_DATABASE_URL    postgresql:// URL of the throwaway database (required)
@@ -24,201 +26,12 @@
 //   CT_KEEP_WORKDIR=1    keep the temporary directory (generated schema.d.ts, compiled client)
 // Nothing is written into the source tree or next to the script: all output goes to a
 // temporary directory that is removed on exit.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-
-const nodeDir = process.env.CT_NODE_DIR || path.dirname(fileURLToPath(import.meta.url));
-const limitSeconds = Number(process.env.CT_TEST_TIMEOUT_S || 150);
-const started = Date.now();
-let step = "start";
-let passed = 0;
-let timedOut = false;
-const never = () => new Promise(() => {});
-const children = new Set();
-const cleanups = [];
-
-function elapsed() {
-  return ((Date.now() - started) / 1000).toFixed(1);
-}
-function log(msg) {
-  console.log(`[${elapsed()}s] ${msg}`);
-}
-function ok(msg) {
-  if (timedOut) return; // the timer owns the output now
-  passed += 1;
-  log(`ok ${passed} - ${msg}`);
-}
-class TestFailure extends Error {}
-function fail(msg) {
-  throw new TestFailure(msg);
-}
-function check(cond, msg, detail) {
-  if (!cond) fail(detail === undefined ? msg : `${msg}\n    ${detail}`);
-  ok(msg);
-}
-
-// ---------------------------------------------------------------- processes
-
-function killAll(signal) {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      try {
-        c.kill(signal);
-      } catch {}
-    }
-  }
-}
-process.on("exit", () => killAll("SIGKILL"));
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, async () => {
-    console.log(`FAIL: got ${sig} while ${step}`);
-    await cleanup();
-    process.exit(1);
-  });
-}
-
-/// Starts a child; keeps its whole output (stdout and stderr interleaved) in child.text.
-function start(name, cmd, args, opts) {
-  // Should we be killed outright (SIGKILL: no clean-up), the children must not outlive us.
-  if (existsSync("/usr/bin/setpriv")) {
-    args = ["--pdeathsig", "KILL", "--", cmd, ...args];
-    cmd = "/usr/bin/setpriv";
-  }
-  const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
-  child.label = name;
-  child.text = "";
-  child.stdoutText = "";
-  const keep = (buf) => {
-    child.text += buf.toString();
-    if (child.text.length > 200000) child.text = child.text.slice(-100000);
-  };
-  child.stdout.on("data", (buf) => {
-    child.stdoutText += buf.toString();
-    keep(buf);
-  });
-  child.stderr.on("data", keep);
-  child.exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve({ code, sig })));
-  child.on("error", (err) => {
-    child.text += `spawn error: ${err.message}\n`;
-  });
-  children.add(child);
-  return child;
-}
-
-/// Runs a command to its end (at most `ms`); returns { code, out (stdout), text (all output) }.
-async function run(name, cmd, args, opts, ms) {
-  const child = start(name, cmd, args, opts);
-  const t = setTimeout(() => {
-    child.text += `\n(killed after ${ms / 1000} s)\n`;
-    child.kill("SIGKILL");
-  }, ms);
-  const { code, sig } = await child.exited;
-  clearTimeout(t);
-  children.delete(child);
-  return { code: code ?? `signal ${sig}`, out: child.stdoutText, text: child.text };
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await child.exited;
-  clearTimeout(t);
-  children.delete(child);
-}
-
-function dumpOutputs() {
-  for (const c of children) {
-    console.log(`---- last output of ${c.label} (pid ${c.pid}) ----`);
-    console.log(c.text.split("\n").slice(-40).join("\n") || "(nothing)");
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function http(method, url, { headers = {}, body } = {}) {
-  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(15000) };
-  if (body !== undefined) {
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {}
-  return { status: res.status, headers: res.headers, text, json };
-}
-
-async function waitReady(child, url, ms) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      fail(`${child.label} exited (code ${child.exitCode}, signal ${child.signalCode}) before ${url} answered:\n${child.text.slice(-2000)}`);
-    try {
-      const r = await http("GET", url);
-      if (r.status === 200) return;
-    } catch {}
-    await sleep(150);
-  }
-  fail(`${child.label} did not answer 200 on ${url} within ${ms / 1000} s`);
-}
-
-// ---------------------------------------------------------------- todo-api
-
-const secret = randomBytes(32).toString("hex");
-
-function serverEnv(extra = {}) {
-  const env = {
-    PATH: process.env.PATH,
-    HOST: "127.0.0.1",
-    DATABASE_URL: process.env.TEST_DATABASE_URL,
-    BETTER_AUTH_SECRET: secret,
-    LOG_LEVEL: "warn",
-    ...extra,
-  };
-  if (process.env.DOCS_DIR) env.DOCS_DIR = process.env.DOCS_DIR;
-  return env;
-}
-
-async function startTodoApi() {
-  const port = await freePort();
-  const runDir = mkdtempSync(path.join(os.tmpdir(), "todo-ct-run-")); // no .env in here
-  cleanups.push(() => rmSync(runDir, { recursive: true, force: true }));
-  const child = start("todo-api", process.env.TODO_API_BINARY, [], { cwd: runDir, env: serverEnv({ PORT: String(port) }) });
-  const base = `http://127.0.0.1:${port}`;
-  await waitReady(child, `${base}/health`, 30000);
-  return { child, base, runDir };
-}
-
-async function mintToken(sub, runDir) {
-  const r = await run("todo-api token", process.env.TODO_API_BINARY, ["token", "--sub", sub, "--ttl", "900"],
-    { cwd: runDir, env: serverEnv() }, 20000);
-  const token = r.out.trim();
-  if (r.code !== 0 || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token))
-    fail(`\`todo-api token --sub ${sub}\` exited ${r.code}: ${r.text.slice(0, 500)}`);
-  return token;
-}
+import { pathToFileURL } from "node:url";
+import { addCleanup, check, checkEnvironment, fail, http, log, mintToken, nodeDir, ok, run, runTest, setStep, startTodoApi, stop } from "./harness.mjs";
 
 // ---------------------------------------------------------------- deliberately wrong variants
 
@@ -344,13 +157,8 @@ function tscErrors(text) {
 // ---------------------------------------------------------------- the test
 
 async function main() {
-  step = "checking the environment";
-  const major = Number(process.versions.node.split(".")[0]);
-  if (major < 20) fail(`Node.js ${process.versions.node} is too old: 20 or later is needed`);
-  for (const name of ["TEST_DATABASE_URL", "TODO_API_BINARY"]) {
-    if (!process.env[name]) fail(`${name} is not set (run the tests through scripts/test)`);
-  }
-  if (!existsSync(process.env.TODO_API_BINARY)) fail(`TODO_API_BINARY ${process.env.TODO_API_BINARY} does not exist`);
+  setStep("checking the environment");
+  checkEnvironment();
   const otsCli = path.join(nodeDir, "node_modules/openapi-typescript/bin/cli.js");
   const tscJs = path.join(nodeDir, "node_modules/typescript/bin/tsc");
   const clientDir = path.join(nodeDir, "typed_client");
@@ -363,7 +171,7 @@ async function main() {
 
   const work = mkdtempSync(path.join(os.tmpdir(), "todo-typed-client-"));
   if (process.env.CT_KEEP_WORKDIR === "1") log(`work directory (kept): ${work}`);
-  else cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  else addCleanup(() => rmSync(work, { recursive: true, force: true }));
   const toolEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME || os.tmpdir(),
@@ -373,11 +181,11 @@ async function main() {
     FORCE_COLOR: "0",
   };
 
-  step = "starting todo-api";
+  setStep("starting todo-api");
   const api = await startTodoApi();
   log(`todo-api on ${api.base} (pid ${api.child.pid})`);
 
-  step = "fetching the served OpenAPI document";
+  setStep("fetching the served OpenAPI document");
   const docUrl = `${api.base}/openapi.json`;
   const doc = await http("GET", docUrl);
   check(doc.status === 200 && /^application\/json/.test(doc.headers.get("content-type") || "") && doc.json,
@@ -386,7 +194,7 @@ async function main() {
     `it is OpenAPI ${doc.json.openapi} with /api/tasks and /api/tasks/{id}/complete`);
   writeFileSync(path.join(work, "openapi.json"), doc.text);
 
-  step = "generating schema.d.ts with openapi-typescript";
+  setStep("generating schema.d.ts with openapi-typescript");
   // What a frontend developer runs: `npx openapi-typescript <served url> -o schema.d.ts`.
   const gen = await run("openapi-typescript", process.execPath, [otsCli, docUrl, "-o", path.join(work, "schema.d.ts")],
     { cwd: work, env: toolEnv }, 60000);
@@ -399,12 +207,12 @@ async function main() {
   check(/listTasks:/.test(schema) && /status\?:/.test(schema) && /"pending"/.test(schema) && /ValidationIssue:/.test(schema),
     "schema.d.ts types listTasks' query (status pending|...), Task and the validation list");
 
-  step = "setting up the typed client's directory";
+  setStep("setting up the typed client's directory");
   for (const f of ["client.ts", "tsconfig.json"]) copyFileSync(path.join(clientDir, f), path.join(work, f));
   writeFileSync(path.join(work, "package.json"), `${JSON.stringify({ name: "typed-client-check", private: true, type: "module" }, null, 2)}\n`);
   symlinkSync(path.join(nodeDir, "node_modules"), path.join(work, "node_modules"), "dir");
 
-  step = "type-checking typed_client/client.ts";
+  setStep("type-checking typed_client/client.ts");
   const tsc = (args, ms = 90000) => run("tsc", process.execPath, [tscJs, "--pretty", "false", ...args], { cwd: work, env: toolEnv }, ms);
   const t0 = Date.now();
   const good = await tsc(["--noEmit", "--strict", "-p", "tsconfig.json"]);
@@ -412,7 +220,7 @@ async function main() {
     `tsc --noEmit --strict: client.ts type-checks against the generated types (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
     `exit ${good.code}:\n${good.text.slice(0, 4000)}`);
 
-  step = "type-checking the deliberately wrong variants";
+  setStep("type-checking the deliberately wrong variants");
   const vdir = path.join(work, "variants");
   mkdirSync(vdir);
   const headLines = VARIANT_HEAD.split("\n").length; // the variant's line is the next one after the head
@@ -444,14 +252,16 @@ async function main() {
       mine.map((e) => `line ${e.line}: TS${e.code} ${e.text}`).join("\n    ") || `no error in wrong_${v.name}.ts`);
   }
 
-  step = "compiling client.ts";
+  setStep("compiling client.ts");
   const emit = await tsc(["--strict", "-p", "tsconfig.json"]);
   const clientJs = path.join(work, "out", "client.js");
   check(emit.code === 0 && existsSync(clientJs), "tsc compiles client.ts to out/client.js", `exit ${emit.code}:\n${emit.text.slice(0, 3000)}`);
 
-  step = "running the typed client against todo-api";
+  setStep("running the typed client against todo-api");
   const user = `typed-client-${randomBytes(6).toString("hex")}`; // a user with no tasks yet
-  const token = await mintToken(user, api.runDir);
+  const minted = await mintToken(user, api.runDir);
+  if (!minted.valid) fail(`\`todo-api token --sub ${user}\` exited ${minted.code}: ${minted.text.slice(0, 500)}`);
+  const token = minted.token;
   ok(`minted a token for ${user}`);
   const client = await import(pathToFileURL(clientJs).href);
   check(typeof client.main === "function", "out/client.js exports main");
@@ -502,39 +312,4 @@ async function main() {
   await stop(api.child);
 }
 
-async function cleanup() {
-  killAll("SIGTERM");
-  await Promise.race([Promise.all([...children].map((c) => c.exited)), sleep(5000)]);
-  killAll("SIGKILL");
-  for (const f of cleanups.reverse()) {
-    try {
-      await f();
-    } catch {}
-  }
-}
-
-const timer = setTimeout(async () => {
-  timedOut = true;
-  console.log(`FAIL: timed out after ${limitSeconds} s while ${step}`);
-  dumpOutputs();
-  await cleanup();
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-}, limitSeconds * 1000);
-
-try {
-  await main();
-  clearTimeout(timer);
-  await cleanup();
-  console.log(`${passed} passed, 0 failed (${elapsed()} s)`);
-  process.exit(0);
-} catch (err) {
-  if (timedOut) await never();
-  clearTimeout(timer);
-  const msg = err instanceof TestFailure ? err.message : err?.stack || String(err);
-  console.log(`FAIL: while ${step}: ${msg}`);
-  dumpOutputs();
-  await cleanup();
-  console.log(`${passed} passed, 1 failed`);
-  process.exit(1);
-}
+await runTest(main);
