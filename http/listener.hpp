@@ -45,7 +45,7 @@ private:
 
 /// Starts a session on an accepted socket (defined in session.cpp).
 void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx,
-                   boost::asio::ssl::context* tls);
+                   boost::asio::ssl::context* tls = nullptr);
 
 /// Answers 503 with Retry-After and closes (defined in session.cpp).
 void refuse_connection(boost::asio::ip::tcp::socket socket, server_context& ctx, bool tls);
