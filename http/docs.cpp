@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include "actors/model/task_json.hpp" // etag_of
+
 namespace todo::http {
 
 extern const char openapi_document[]; // generated from http/openapi.json (CMakeLists.txt)
@@ -27,6 +29,11 @@ constexpr wanted_file wanted[] = {
 
 std::string_view openapi_json() {
   return openapi_document;
+}
+
+const std::string& openapi_etag() {
+  static const std::string tag = etag_of(openapi_json());
+  return tag;
 }
 
 std::string default_docs_dir() {
@@ -52,7 +59,9 @@ docs_assets load_docs_assets(const std::string& dir) {
     }
     std::ostringstream bytes;
     bytes << in.rdbuf();
-    out.files[w.name] = docs_file{w.type, bytes.str()};
+    auto text = bytes.str();
+    auto tag = etag_of(text);
+    out.files[w.name] = docs_file{w.type, std::move(text), std::move(tag)};
   }
   return out;
 }

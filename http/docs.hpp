@@ -12,10 +12,14 @@ namespace todo::http {
 /// The OpenAPI 3.1 document, byte for byte as committed in http/openapi.json.
 std::string_view openapi_json();
 
+/// Its ETag (etag_of the document), computed once.
+const std::string& openapi_etag();
+
 /// One file /docs serves.
 struct docs_file {
   std::string content_type;
   std::string bytes;
+  std::string etag; // etag_of(bytes), computed once when read
 };
 
 /// Swagger UI's assets, read at start-up.

@@ -165,6 +165,21 @@ response cacheable_response(const server_context& ctx, const exchange& ex, std::
   return res;
 }
 
+/// A file the service serves as it is (the OpenAPI document, Swagger UI's assets): its ETag
+/// was computed once, and a 304 copies no body.
+response static_response(const server_context& ctx, const exchange& ex, std::string_view bytes,
+                         const std::string& tag, std::string_view type,
+                         std::string_view cache_control) {
+  bool fresh = etag_listed(ex.if_none_match, tag);
+  auto res = make_response(ctx, ex, fresh ? 304 : 200, fresh ? std::string{} : std::string{bytes});
+  if (!fresh)
+    res.set(bhttp::field::content_type, type);
+  res.set(bhttp::field::etag, tag);
+  res.set(bhttp::field::cache_control, cache_control);
+  frame(res);
+  return res;
+}
+
 response preflight_response(const server_context& ctx, const exchange& ex) {
   auto r = route(std::string_view{"GET"}, ex.path);
   auto res = make_response(ctx, ex, 204, {});
@@ -469,13 +484,10 @@ void handle_request(server_context& ctx, exchange ex, request& req,
         });
       });
       return;
-    case action::openapi: {
-      auto res = cacheable_response(ctx, ex, std::string{openapi_json()});
-      res.set(bhttp::field::cache_control, "no-cache");
-      frame(res);
-      answer(*to, ex, std::move(res));
+    case action::openapi:
+      answer(*to, ex, static_response(ctx, ex, openapi_json(), openapi_etag(), json_type,
+                                      "no-cache"));
       return;
-    }
     case action::docs: {
       auto res = make_response(ctx, ex, 200, docs_page(ctx.docs));
       res.set(bhttp::field::content_type, "text/html; charset=utf-8");
@@ -502,12 +514,8 @@ void handle_request(server_context& ctx, exchange ex, request& req,
         answer(*to, ex, error_response(ctx, ex, errc::route_not_found, {}));
         return;
       }
-      auto res = cacheable_response(ctx, ex, file->bytes);
-      if (res.result_int() == 200)
-        res.set(bhttp::field::content_type, file->content_type);
-      res.set(bhttp::field::cache_control, "public, max-age=86400");
-      frame(res);
-      answer(*to, ex, std::move(res));
+      answer(*to, ex, static_response(ctx, ex, file->bytes, file->etag, file->content_type,
+                                      "public, max-age=86400"));
       return;
     }
     default:
