@@ -265,6 +265,48 @@ int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd) {
   return pid;
 }
 
+finished run_until_exit(const std::map<std::string, std::string>& env,
+                        std::chrono::milliseconds limit) {
+  int fds[2];
+  if (::pipe(fds) != 0)
+    throw std::runtime_error("pipe failed");
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = spawn_api(env, fds[1]);
+  ::close(fds[1]);
+  finished out;
+  char buf[4096];
+  for (;;) {
+    auto left = limit - (std::chrono::steady_clock::now() - t0);
+    if (left <= std::chrono::milliseconds(0))
+      break;
+    pollfd p{fds[0], POLLIN, 0};
+    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+    if (::poll(&p, 1, ms) <= 0)
+      break;
+    auto n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0)
+      break; // the child closed stderr: it exited
+    out.err.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    // Still running after the limit (or it closed stderr early): give it a moment, then kill.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+      return out;
+    }
+  }
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
 server_process::server_process(std::map<std::string, std::string> extra_env,
                                std::string stderr_path)
   : env_(std::move(extra_env)), stderr_path_(std::move(stderr_path)) {

@@ -2,6 +2,7 @@
 // A small blocking HTTP/1.1 client and a handle on the real server process, for black-box
 // tests. The header is Beast-free so that test files compile fast.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,6 +64,18 @@ private:
 /// Starts TODO_API_BINARY with exactly `env`, in `/` (no .env there); its stderr goes to
 /// `stderr_fd` when that is not -1. Returns the child's pid.
 int spawn_api(const std::map<std::string, std::string>& env, int stderr_fd = -1);
+
+/// How a run of the binary that was expected to stop by itself ended.
+struct finished {
+  int exit_code = -1; // -1: did not exit in time (killed)
+  std::string err;    // everything it wrote to stderr
+  std::chrono::milliseconds took{};
+};
+
+/// Runs TODO_API_BINARY with exactly `env` (spawn_api) and waits at most `limit` for it to
+/// exit (then kills it); collects its stderr.
+finished run_until_exit(const std::map<std::string, std::string>& env,
+                        std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 /// The real todo-api binary, started on a free port against TEST_DATABASE_URL.
 class server_process {

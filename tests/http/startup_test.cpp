@@ -22,54 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct finished {
-  int exit_code = -1; // -1: did not exit in time (killed)
-  std::string err;    // everything it wrote to stderr
-  std::chrono::milliseconds took{};
-};
-
-// Runs todo-api with exactly `env` and waits (at most `limit`) for it to exit.
-finished run_server(const std::map<std::string, std::string>& env,
-                    std::chrono::milliseconds limit = 20s) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = todo::test::spawn_api(env, fds[1]);
-  ::close(fds[1]);
-  finished out;
-  char buf[4096];
-  for (;;) {
-    auto left = limit - (std::chrono::steady_clock::now() - t0);
-    if (left <= 0s)
-      break;
-    pollfd p{fds[0], POLLIN, 0};
-    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
-    if (::poll(&p, 1, ms) <= 0)
-      break;
-    auto n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0)
-      break; // the child closed stderr: it exited
-    out.err.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  if (::waitpid(pid, &status, WNOHANG) == 0) {
-    // Still running after the limit (or it closed stderr early): give it a moment, then kill.
-    std::this_thread::sleep_for(200ms);
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - t0);
-      return out;
-    }
-  }
-  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
-    std::chrono::steady_clock::now() - t0);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in{text};
@@ -95,7 +47,7 @@ std::string test_port() {
 } // namespace
 
 TEST_CASE("a DATABASE_URL libpq cannot parse stops start-up with exit 2 and one line") {
-  auto r = run_server(base_env("garbage"));
+  auto r = todo::test::run_until_exit(base_env("garbage"));
   CHECK(r.exit_code == 2);
   auto ls = lines(r.err);
   REQUIRE(ls.size() == 1);
@@ -113,7 +65,7 @@ TEST_CASE("an unknown sslmode, database or role stops start-up at once, naming D
          {"postgresql://no_such_role_y:Top-Secret-1" + host + "/todo", "no_such_role_y"}}) {
     INFO(url);
     // The default DB_CONNECT_WAIT_MS (30 s) applies: a mistake must not wait for it.
-    auto r = run_server(base_env(url));
+    auto r = todo::test::run_until_exit(base_env(url));
     CHECK(r.exit_code == 2);
     auto ls = lines(r.err);
     REQUIRE(ls.size() == 1);
@@ -129,7 +81,7 @@ TEST_CASE("a database that is not up is retried, saying why, for DB_CONNECT_WAIT
   // the test only needs "Connection refused").
   auto env = base_env("postgresql://postgres:Top-Secret-2@127.0.0.1:1/todo");
   env["DB_CONNECT_WAIT_MS"] = "1500";
-  auto r = run_server(env);
+  auto r = todo::test::run_until_exit(env);
   CHECK(r.exit_code == 2);
   auto ls = lines(r.err);
   REQUIRE(ls.size() >= 3); // at least two retries, then the final line
@@ -147,7 +99,7 @@ TEST_CASE("a database that is not up is retried, saying why, for DB_CONNECT_WAIT
 TEST_CASE("DB_CONNECT_WAIT_MS is validated like every other setting") {
   auto env = base_env("postgresql://postgres@127.0.0.1:1/todo");
   env["DB_CONNECT_WAIT_MS"] = "soon";
-  auto r = run_server(env);
+  auto r = todo::test::run_until_exit(env);
   CHECK(r.exit_code == 2);
   auto ls = lines(r.err);
   REQUIRE(ls.size() == 1);

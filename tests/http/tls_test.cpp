@@ -125,35 +125,18 @@ struct pki {
   }
 };
 
-/// Starts the binary with `env` (and the test database) and returns its exit status once it
-/// stops, or -1 if it was still running after 10 s (then it is killed), and its stderr.
+/// Runs the binary with `env` plus the test database and secret, expecting it to stop at
+/// start-up; returns its exit status (-1: still running after 10 s) and its stderr.
 std::pair<int, std::string> start_expecting_exit(std::map<std::string, std::string> env) {
-  auto log = "/tmp/todo-tls-exit-" + std::to_string(::getpid()) + ".log";
   const char* db = std::getenv("TEST_DATABASE_URL");
   REQUIRE(db != nullptr);
   env["DATABASE_URL"] = db;
   env["BETTER_AUTH_SECRET"] = test_secret();
   env["PORT"] = std::to_string(20000 + ::getpid() % 20000); // it must not get as far as binding
   env["HOST"] = "127.0.0.1";
-  FILE* f = std::fopen(log.c_str(), "w");
-  int pid = spawn_api(env, ::fileno(f));
-  std::fclose(f);
-  int status = 0, code = -1;
-  for (int i = 0; i < 100; ++i) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      break;
-    }
-    ::usleep(100000);
-  }
-  if (code == -1) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  }
-  auto [rc, text] = shell("cat " + log);
-  ::unlink(log.c_str());
-  INFO(text);
-  return {code, text};
+  auto r = run_until_exit(env, std::chrono::seconds(10));
+  INFO(r.err);
+  return {r.exit_code, r.err};
 }
 
 } // namespace
