@@ -30,6 +30,7 @@
 #include "http/metrics.hpp"
 #include "http/tls.hpp"
 #include "persistence/change_listener.hpp"
+#include "persistence/key_janitor.hpp"
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/startup_check.hpp"
@@ -89,6 +90,7 @@ int serve(const todo::settings& cfg) {
   db_cfg.pool_size = static_cast<size_t>(cfg.db_pool_size);
   db_cfg.queue_limit = cfg.db_queue_limit;
   db_cfg.max_batch = cfg.group_commit_max;
+  db_cfg.idempotency_ttl_s = cfg.idempotency_ttl_s;
   db_cfg.instance_id = random_prefix();
   db_cfg.instance_id.pop_back(); // drop the '-'
 
@@ -149,6 +151,11 @@ int serve(const todo::settings& cfg) {
         for (const auto& r : registries)
           caf::anon_send(r, todo::atom::invalidate::value);
       });
+
+  // Expired Idempotency-Keys go in the background.
+  todo::db::key_janitor janitor{todo::db::with_timeouts(cfg.database_url, db_timeout),
+                                cfg.idempotency_ttl_s,
+                                std::chrono::milliseconds(cfg.idempotency_purge_ms)};
 
   // The client's wait is bounded by the database timeout plus a little for the hops.
   auto gw = todo::make_actor_gateway(sys, auth, registries, db, db_timeout + 500ms,

@@ -13,6 +13,8 @@ std::string to_string(errc x) {
     case errc::unauthorized: return "unauthorized";
     case errc::internal: return "internal";
     case errc::precondition_failed: return "precondition_failed";
+    case errc::idempotency_mismatch: return "idempotency_mismatch";
+    case errc::idempotency_in_flight: return "idempotency_in_flight";
     case errc::route_not_found: return "route_not_found";
     case errc::method_not_allowed: return "method_not_allowed";
     case errc::unsupported_media_type: return "unsupported_media_type";

@@ -17,6 +17,8 @@ enum class errc : uint8_t {
   unauthorized,
   internal,
   precondition_failed,
+  idempotency_mismatch,  // an Idempotency-Key reused with another request: 422
+  idempotency_in_flight, // an Idempotency-Key whose first request is still running: 409
   // The request itself, found by the HTTP layer before any actor sees it:
   route_not_found,
   method_not_allowed,

@@ -18,6 +18,8 @@ struct promise {
   caf::typed_response_promise<task_result> rp;
   pending_counter pending;
   caf::actor_clock* clock = nullptr;
+  task_manager_state* owner = nullptr; // set with idem_key: the key is in flight until answered
+  std::string idem_key;
   void deliver(task_result r) {
     done();
     rp.deliver(std::move(r));
@@ -27,6 +29,8 @@ struct promise {
     rp.deliver(std::move(err));
   }
   void done() {
+    if (owner && !idem_key.empty())
+      owner->keys_in_flight.erase(idem_key);
     if (pending) {
       pending->last_answer.store(clock->now().time_since_epoch().count(),
                                  std::memory_order_relaxed);
@@ -35,6 +39,17 @@ struct promise {
     }
   }
 };
+
+// The promise of `cmd`'s answer.
+promise promise_for(self_ptr self, caf::typed_response_promise<task_result> rp,
+                    const task_cmd& cmd) {
+  promise p{std::move(rp), self->state.pending, &self->clock(), nullptr, {}};
+  if (!cmd.idem_key.empty()) {
+    p.owner = &self->state;
+    p.idem_key = cmd.idem_key;
+  }
+  return p;
+}
 
 // Tells the registry's slot and the global budget what the cache holds now.
 void publish(task_manager_state& st) {
@@ -168,7 +183,9 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
         });
     return;
   }
-  if (cmd.if_match) {
+  if (cmd.if_match && cmd.idem_key.empty()) {
+    // (With an Idempotency-Key the worker checks If-Match in the write's transaction, after
+    // the key: a retry of a conditional write that succeeded gets its answer, not a 412.)
     check_then_mutate(self, std::move(cmd), rp);
     return;
   }
@@ -228,6 +245,11 @@ void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
 
 // Applies one committed write to the cache and answers it.
 void write_done(self_ptr self, const task_cmd& cmd, promise& rp, task_result r) {
+  if (r.replayed) {
+    // An earlier request's stored answer: nothing changed.
+    rp.deliver(std::move(r));
+    return;
+  }
   apply_to_cache(self, cmd, r);
   if (self->state.cache && r.rows.size() == 1) {
     auto i = self->state.cache->find(r.rows.front().id);
@@ -245,6 +267,8 @@ void write_failed(self_ptr self, const task_cmd& cmd, promise& rp, caf::error er
   if (err == errc::task_not_found) {
     if (st.cache)
       cache_erase(st, cmd.id);
+  } else if (err == errc::precondition_failed || err == errc::idempotency_mismatch) {
+    // Refused before anything was written.
   } else {
     // The outcome is unknown (or odd): forget what we knew, reload on next use.
     cache_drop(st);
@@ -322,15 +346,15 @@ void drain(self_ptr self) {
   auto& st = self->state;
   constexpr size_t max_run = 32;
   while (!st.busy && !st.queue.empty()) {
-    auto wrap = [self](caf::typed_response_promise<task_result> rp) {
-      return promise{std::move(rp), self->state.pending, &self->clock()};
+    auto wrap = [self](caf::typed_response_promise<task_result> rp, const task_cmd& cmd) {
+      return promise_for(self, std::move(rp), cmd);
     };
     if (plain_write(st.queue.front().first)) {
       std::vector<queued_write> run;
       while (!st.queue.empty() && run.size() < max_run && plain_write(st.queue.front().first)) {
         auto [cmd, rp] = std::move(st.queue.front());
         st.queue.pop_front();
-        auto p = wrap(std::move(rp));
+        auto p = wrap(std::move(rp), cmd);
         trace::mark(cmd.trace, trace::managed);
         if (expired(cmd))
           p.deliver(caf::make_error(errc::db_unavailable));
@@ -345,7 +369,8 @@ void drain(self_ptr self) {
     }
     auto [cmd, rp] = std::move(st.queue.front());
     st.queue.pop_front();
-    start(self, std::move(cmd), wrap(std::move(rp)));
+    auto p = wrap(std::move(rp), cmd);
+    start(self, std::move(cmd), std::move(p));
   }
 }
 
@@ -505,11 +530,22 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
     [self](atom::exec, task_cmd& cmd) -> caf::result<task_result> {
       auto& st = self->state;
       auto rp = self->make_response_promise<task_result>();
+      if (!cmd.idem_key.empty()) {
+        auto [i, fresh] = st.keys_in_flight.try_emplace(cmd.idem_key, cmd.idem_fingerprint);
+        if (!fresh) {
+          // The first request with this key has not been answered yet.
+          promise{rp, st.pending, &self->clock(), nullptr, {}}.deliver(caf::make_error(
+            i->second == cmd.idem_fingerprint ? errc::idempotency_in_flight
+                                              : errc::idempotency_mismatch));
+          return rp;
+        }
+      }
       if (st.busy) {
         st.queue.emplace_back(std::move(cmd), rp); // in order, behind the user's earlier work
         return rp;
       }
-      start(self, std::move(cmd), promise{rp, st.pending, &self->clock()});
+      auto p = promise_for(self, rp, cmd);
+      start(self, std::move(cmd), std::move(p));
       return rp;
     },
     [self](atom::invalidate) {

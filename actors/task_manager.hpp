@@ -83,6 +83,9 @@ struct task_manager_state {
   /// write, a conditional write's check, the cache load); they wait in `queue`, in order.
   bool busy = false;
   uint64_t invalidations = 0; // invalidate messages so far (a load in flight checks it)
+  /// Idempotency-Keys of this user's writes that are queued or running, with their request
+  /// fingerprints: the same key again meanwhile is 409 (same request) or 422 (another one).
+  std::unordered_map<std::string, std::string> keys_in_flight;
   std::deque<std::pair<task_cmd, caf::typed_response_promise<task_result>>> queue;
   size_t cache_bytes = 0;   // heap_bytes() summed over `cache`
   int64_t published = 0;    // what `pending` and `budget` were last told `cache_bytes` is

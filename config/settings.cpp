@@ -229,6 +229,12 @@ const std::vector<spec>& specs() {
      "memory all users' caches may hold together; least recently used users are evicted "
      "beyond (0: no bound)",
      false, integer(&s::cache_max_mb, 0, 1'048'576)},
+    {"IDEMPOTENCY_TTL_S", "<1..31536000>", "86400",
+     "how long an Idempotency-Key's answer is replayed", false,
+     integer(&s::idempotency_ttl_s, 1, 31'536'000)},
+    {"IDEMPOTENCY_PURGE_MS", "<ms>", "60000",
+     "how often expired Idempotency-Keys are deleted (in batches of 500)", false,
+     timeout(&s::idempotency_purge_ms)},
     {"GROUP_COMMIT_MAX", "<1..1024>", "64", "mutations per group commit (1: none)", false,
      integer(&s::group_commit_max, 1, 1024)},
     {"TOKEN_CACHE_SIZE", "<0..1000000>", "10000", "verified tokens cached (0: no cache)", false,

@@ -44,6 +44,8 @@ struct settings {
   size_t db_queue_limit = 4096;                         // DB_QUEUE_LIMIT
   size_t cache_tasks_per_user = 10000;                  // CACHE_TASKS_PER_USER, 0..1000000
   size_t cache_max_mb = 24;                             // CACHE_MAX_MB, all caches, 0: no bound
+  int64_t idempotency_ttl_s = 86400;                    // IDEMPOTENCY_TTL_S, 1..31536000
+  int64_t idempotency_purge_ms = 60000;                 // IDEMPOTENCY_PURGE_MS
   size_t group_commit_max = 64;                         // GROUP_COMMIT_MAX, 1..1024
   size_t token_cache_size = 10000;                      // TOKEN_CACHE_SIZE, 0..1000000
   bool trace_stages = false;                            // TRACE_STAGES

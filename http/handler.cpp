@@ -1,12 +1,14 @@
 #include "http/handler.hpp"
 
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <openssl/evp.h>
 
 #include "actors/model/task_json.hpp" // etag_of, etag_listed
 #include "config/text.hpp"
@@ -36,6 +38,60 @@ std::string_view bearer_token(std::string_view header) {
 bool is_json(std::string_view content_type) {
   auto semi = content_type.find(';');
   return text::iequals(text::trim(content_type.substr(0, semi)), json_type);
+}
+
+/// Reads an Idempotency-Key field: a Structured Field string ("...", the IETF httpapi draft's
+/// form) or the bare value most clients send. Its content must be 1..255 printable ASCII
+/// characters; nullopt otherwise.
+std::optional<std::string> idempotency_key(std::string_view v) {
+  v = text::trim(v);
+  std::string key;
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
+    for (size_t i = 1; i + 1 < v.size(); ++i) {
+      char c = v[i];
+      if (c == '\\') {
+        if (i + 2 >= v.size() || (v[i + 1] != '"' && v[i + 1] != '\\'))
+          return std::nullopt; // RFC 8941 §3.3.3: only \" and \\ are escapes
+        c = v[++i];
+      } else if (c == '"') {
+        return std::nullopt;
+      }
+      key += c;
+    }
+  } else {
+    key = std::string{v};
+  }
+  if (key.empty() || key.size() > 255)
+    return std::nullopt;
+  for (char c : key)
+    if (c < 0x20 || c > 0x7e)
+      return std::nullopt;
+  return key;
+}
+
+/// The fingerprint of a keyed request: SHA-256 (hex) over its method, route and body. The two
+/// route families name the same route, so a retry may use either.
+std::string request_fingerprint(std::string_view method, const task_cmd& cmd,
+                                 std::string_view body) {
+  std::string input{method};
+  input += " /api/tasks";
+  if (cmd.kind != op::create)
+    input += "/" + std::to_string(cmd.id);
+  if (cmd.kind == op::complete)
+    input += "/complete";
+  input += '\n';
+  input += body;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  if (!EVP_Q_digest(nullptr, "SHA256", nullptr, input.data(), input.size(), md, &len))
+    throw std::runtime_error("SHA-256 unavailable");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 0xf];
+  }
+  return out;
 }
 
 /// Returns whether a client-sent X-Request-Id is safe to echo and log.
@@ -111,7 +167,8 @@ response make_response(const server_context& ctx, const exchange& ex, unsigned s
     res.set(bhttp::field::access_control_allow_origin, ex.origin);
     res.set(bhttp::field::access_control_allow_credentials, "true");
     res.set(bhttp::field::access_control_expose_headers,
-            "Location, ETag, X-Total-Count, X-Request-Id, traceresponse");
+            "Location, ETag, X-Total-Count, X-Request-Id, traceresponse, "
+            "Idempotent-Replayed, Retry-After");
   }
   if (!ctx.cfg.cors_origins.empty())
     res.set(bhttp::field::vary, "Origin");
@@ -202,6 +259,16 @@ response reply_response(const server_context& ctx, const exchange& ex, op kind,
   if (rep.code != errc::none)
     return error_response(ctx, ex, rep.code, rep.reason);
   auto& result = rep.result;
+  if (result.replayed) {
+    // The stored answer of the first request with this Idempotency-Key, byte for byte.
+    auto status = static_cast<unsigned>(result.replayed_status);
+    auto res = make_response(ctx, ex, status, std::move(result.json));
+    if (kind == op::create && status == 201 && !result.rows.empty())
+      res.set(bhttp::field::location, location_prefix + std::to_string(result.rows.front().id));
+    res.set("Idempotent-Replayed", "true");
+    frame(res);
+    return res;
+  }
   if (kind == op::list) {
     auto res = cacheable_response(ctx, ex, std::move(result.json));
     res.set("X-Total-Count", std::to_string(result.total));
@@ -293,6 +360,20 @@ translation translate(const route_result& r, std::string_view query, const reque
          it != req.end() && it->name() == bhttp::field::if_match; ++it)
       list += (list.empty() ? "" : ",") + std::string{it->value()};
     cmd.if_match = std::move(list); // present, even when empty: then nothing matches
+  }
+  bool mutation = r.act == action::create || r.act == action::update ||
+                  r.act == action::remove || r.act == action::complete;
+  if (mutation && !t.invalid && req.count("Idempotency-Key") > 0) {
+    auto key = req.count("Idempotency-Key") == 1
+                 ? idempotency_key(req["Idempotency-Key"])
+                 : std::nullopt; // two keys: which one was meant is a guess we do not make
+    if (!key) {
+      fail(errc::invalid_input,
+           detail_body("Idempotency-Key must be one value of 1 to 255 printable ASCII characters"));
+      return t;
+    }
+    cmd.idem_key = std::move(*key);
+    cmd.idem_fingerprint = request_fingerprint(req.method_string(), cmd, req.body());
   }
   return t;
 }

@@ -20,6 +20,11 @@ error_status status_of(errc code, const std::string& reason) {
       return {503, detail_body("service overloaded"), nullptr, "1"};
     case errc::precondition_failed:
       return {412, detail_body("Precondition Failed")};
+    case errc::idempotency_mismatch:
+      return {422, detail_body("Idempotency-Key was already used with a different request")};
+    case errc::idempotency_in_flight:
+      return {409, detail_body("A request with this Idempotency-Key is still being processed"),
+              nullptr, "1"};
     case errc::invalid_input:
       return {400, detail_body(reason.empty() ? "Bad Request" : reason)};
     case errc::route_not_found:

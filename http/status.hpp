@@ -11,7 +11,7 @@ struct error_status {
   unsigned status = 500;
   std::string body;              // {"detail": ...}
   const char* www_authenticate = nullptr; // set for 401
-  const char* retry_after = nullptr;      // set for 503
+  const char* retry_after = nullptr;      // set for 503 and 409
 };
 
 /// Chooses the status and body for an error code; the only place that does.

@@ -1,5 +1,6 @@
 #include "persistence/db_worker.hpp"
 
+#include <algorithm>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -7,6 +8,7 @@
 
 #include <pqxx/pqxx>
 
+#include "actors/model/task_json.hpp"
 #include "config/log.hpp"
 #include "persistence/conninfo.hpp"
 #include "persistence/sql.hpp"
@@ -117,6 +119,77 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
   return caf::make_error(errc::internal);
 }
 
+// The status a committed mutation answers with.
+int success_status(op kind) {
+  return kind == op::create ? 201 : kind == op::remove ? 204 : 200;
+}
+
+// The stored answer of an Idempotency-Key, as a replayed result.
+task_result replay_of(const pqxx::row& row) {
+  task_result out;
+  out.replayed = true;
+  out.replayed_status = row[1].is_null() ? 500 : row[1].as<int>();
+  if (!row[2].is_null())
+    out.json = row[2].as<std::string>();
+  if (!row[3].is_null()) {
+    task t;
+    t.id = row[3].as<int64_t>();
+    out.rows.push_back(std::move(t));
+    out.total = 1;
+  }
+  return out;
+}
+
+// Runs a mutation that carries an Idempotency-Key inside `tx`, which must be a real
+// transaction: claims the key, runs the mutation (checking If-Match on the locked row) and
+// stores its answer beside it; or, when the key already has a live answer, answers that one
+// and changes nothing. A mutation that fails (404, 412, ...) keeps no key: a retry runs again.
+// Throws what libpqxx throws.
+caf::expected<task_result> run_keyed(pqxx::transaction_base& tx, const std::string& user,
+                                     const task_cmd& cmd, int64_t ttl_s) {
+  const auto& key = cmd.idem_key;
+  for (int attempt = 0;; ++attempt) {
+    if (!tx.exec_prepared("idem_claim", user, key, cmd.idem_fingerprint, ttl_s).empty())
+      break; // ours
+    auto prev = tx.exec_prepared("idem_get", user, key);
+    if (!prev.empty()) {
+      if (prev[0][0].as<std::string>() != cmd.idem_fingerprint)
+        return caf::make_error(errc::idempotency_mismatch);
+      return replay_of(prev[0]);
+    }
+    // It expired and the purge took it between the two statements: claim again.
+    if (attempt == 2)
+      return caf::make_error(errc::db_unavailable);
+  }
+  auto failed = [&](errc code) -> caf::expected<task_result> {
+    tx.exec_prepared("idem_forget", user, key);
+    return caf::make_error(code);
+  };
+  if (cmd.if_match) {
+    auto cur = tx.exec_prepared("fetch_locked", cmd.id, user);
+    if (cur.empty())
+      return failed(errc::task_not_found);
+    std::string json;
+    write_task(json, read_task(cur[0]));
+    if (!etag_listed(*cmd.if_match, etag_of(json), true))
+      return failed(errc::precondition_failed);
+  }
+  auto r = run(tx, user, cmd);
+  if (!r)
+    return failed(static_cast<errc>(r.error().code()));
+  int64_t task_id = cmd.id;
+  if (cmd.kind != op::remove && !r->rows.empty()) {
+    write_task(r->json, r->rows.front());
+    task_id = r->rows.front().id;
+  }
+  tx.exec_prepared("idem_store", user, key, success_status(cmd.kind),
+                   cmd.kind == op::remove ? nullptr : r->json.c_str(), task_id);
+  return r;
+}
+
+bool keyed(const db_job& j) {
+  return !j.cmd.idem_key.empty();
+}
 
 // Builds a PostgreSQL array literal; nullopt elements are NULL.
 class array_literal {
@@ -348,8 +421,16 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       return out;
     }
     try {
-      pqxx::nontransaction tx{*conn};
-      auto r = run(tx, user, cmd);
+      caf::expected<task_result> r{caf::error{}};
+      if (cmd.idem_key.empty()) {
+        pqxx::nontransaction tx{*conn};
+        r = run(tx, user, cmd);
+      } else {
+        // The key and the write commit together, or neither does.
+        pqxx::work tx{*conn};
+        r = run_keyed(tx, user, cmd, self->state.cfg.idempotency_ttl_s);
+        tx.commit();
+      }
       if (r)
         out.result = std::move(*r);
       else
@@ -368,7 +449,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         return caf::make_error(o.code);
       return std::move(o.result);
     },
-    [connection, drop, run_one](atom::batch,
+    [self, connection, drop, run_one](atom::batch,
                                 const std::vector<db_job>& jobs) -> std::vector<db_outcome> {
       worker_stamps stamps{jobs};
       std::vector<db_outcome> out(jobs.size());
@@ -384,7 +465,8 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       // A single statement needs no explicit transaction (autocommit is atomic).
       try {
         auto rounds = rounds_of(jobs);
-        if (rounds.size() == 1 && kinds_in(jobs) == 1) {
+        if (rounds.size() == 1 && kinds_in(jobs) == 1 &&
+            std::none_of(jobs.begin(), jobs.end(), keyed)) {
           pqxx::nontransaction tx{*conn};
           if (run_set(tx, jobs, out))
             return out;
@@ -393,11 +475,25 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         pqxx::work tx{*conn};
         // A user with several writes (its queued ones, in order) has one in each round; the
         // rounds run one after the other, each as set statements.
+        auto ttl_s = self->state.cfg.idempotency_ttl_s;
         for (const auto& round : rounds) {
+          // Writes with an Idempotency-Key run one by one (claim, write, answer stored);
+          // the others of the round together.
           std::vector<db_job> part;
+          std::vector<size_t> plain;
           part.reserve(round.size());
-          for (auto i : round)
+          for (auto i : round) {
+            if (keyed(jobs[i])) {
+              auto r = run_keyed(tx, jobs[i].user, jobs[i].cmd, ttl_s);
+              if (r)
+                out[i].result = std::move(*r);
+              else
+                out[i].code = static_cast<errc>(r.error().code());
+              continue;
+            }
             part.push_back(jobs[i]);
+            plain.push_back(i);
+          }
           std::vector<db_outcome> part_out(part.size());
           if (!run_set(tx, part, part_out)) {
             part_out.assign(part.size(), db_outcome{});
@@ -409,8 +505,8 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
                 part_out[k].code = static_cast<errc>(r.error().code());
             }
           }
-          for (size_t k = 0; k < round.size(); ++k)
-            out[round[k]] = std::move(part_out[k]);
+          for (size_t k = 0; k < plain.size(); ++k)
+            out[plain[k]] = std::move(part_out[k]);
         }
         tx.commit();
         return out;

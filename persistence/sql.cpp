@@ -33,6 +33,23 @@ std::vector<statement> make_statements() {
      "THEN updated_at ELSE now() END "
      "WHERE id = $1 AND user_id = $2 RETURNING " + cols},
     {"remove", "DELETE FROM tasks WHERE id = $1 AND user_id = $2"},
+    // If-Match under an Idempotency-Key is checked inside the write's transaction.
+    {"fetch_locked", "SELECT " + cols + " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
+    // Idempotency-Key ($1 user, $2 key). Claims the key for this transaction: a new row, or an
+    // expired one ($4: the TTL in seconds) taken over; no row back means a live answer exists
+    // (a concurrent claim of the same key waits here until its owner commits or rolls back).
+    {"idem_claim",
+     "INSERT INTO idempotency_keys AS k (user_id, key, fingerprint) VALUES ($1, $2, $3) "
+     "ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+     "status = NULL, body = NULL, task_id = NULL, created_at = now() "
+     "WHERE k.created_at < now() - make_interval(secs => $4::float8) RETURNING 1"},
+    {"idem_get",
+     "SELECT fingerprint, status, body, task_id FROM idempotency_keys "
+     "WHERE user_id = $1 AND key = $2"},
+    {"idem_store",
+     "UPDATE idempotency_keys SET status = $3, body = $4, task_id = $5 "
+     "WHERE user_id = $1 AND key = $2"},
+    {"idem_forget", "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2"},
     // Group commit: one statement per kind of mutation for many users at once (one user
     // appears at most once per statement; rows come back keyed by user_id).
     {"create_many",

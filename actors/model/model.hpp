@@ -54,6 +54,10 @@ struct task_cmd {
   // If-Match of a mutation, when sent (even empty): 412 unless it lists the task's ETag.
   std::optional<std::string> if_match;
   trace::stamps_ptr trace; // TRACE_STAGES: where a write's time goes (null: not traced)
+  // Idempotency-Key of a mutation (empty: none) and the fingerprint of its request (method,
+  // route, body): the key and the answer are stored in the mutation's own transaction.
+  std::string idem_key;
+  std::string idem_fingerprint;
 };
 
 /// The answer to a task_cmd: the affected row(s); for list, one page and the
@@ -63,6 +67,11 @@ struct task_result {
   int64_t total = 0;
   std::string json; // the answer's JSON, ready to send: rendered by the task manager (empty for remove)
   std::string etag; // etag_of(json) when the task manager already knew it (a cached task), else empty
+  // A stored answer to an earlier request with the same Idempotency-Key: `json` is its body
+  // byte for byte, `replayed_status` its status, rows[0].id (when any) the task it named.
+  // Nothing changed; the task manager passes it on untouched.
+  bool replayed = false;
+  int replayed_status = 0;
 };
 
 } // namespace todo

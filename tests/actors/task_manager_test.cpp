@@ -380,3 +380,44 @@ TEST_CASE_METHOD(manager_fixture, "an invalidation that arrives while the cache 
   CHECK(data->log.size() == before + 1);
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(manager_fixture, "a key in flight is 409 (same request) or 422 (another one); "
+                                  "a replayed answer leaves the cache alone") {
+  auto alice = spawn_manager("alice");
+  auto id = milk_cached(alice);
+  auto keyed = [&](op kind, const char* fp) {
+    auto c = by_id(kind, id);
+    c.idem_key = "k1";
+    c.idem_fingerprint = fp;
+    return c;
+  };
+  data->hold = true;
+  auto first = ask_later<task_result>(alice, atom::exec::value, keyed(op::complete, "toggle"));
+  auto same = ask_later<task_result>(alice, atom::exec::value, keyed(op::complete, "toggle"));
+  auto other = ask_later<task_result>(alice, atom::exec::value, keyed(op::update, "update"));
+  run();
+  REQUIRE(same->has_value());
+  CHECK((*same)->error() == errc::idempotency_in_flight);
+  REQUIRE(other->has_value());
+  CHECK((*other)->error() == errc::idempotency_mismatch);
+  CHECK_FALSE(first->has_value()); // still in the database
+  release_all();
+  REQUIRE(first->has_value());
+  REQUIRE(**first);
+  CHECK((**first)->rows.at(0).completed);
+  CHECK_FALSE((**first)->replayed);
+
+  // Answered: the key is no longer in flight; the database's stored answer comes back.
+  auto again = ask<task_result>(alice, atom::exec::value, keyed(op::complete, "toggle"));
+  REQUIRE(again);
+  CHECK(again->replayed);
+  CHECK(again->replayed_status == 200);
+  // The toggle ran once, and the cache still holds the task as committed.
+  CHECK(data->rows["alice"][id].completed);
+  auto cached = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, id));
+  REQUIRE(cached);
+  CHECK(cached->rows.at(0).completed);
+  CHECK(cached->rows.at(0).title == "milk");
+  auto mismatch = ask<task_result>(alice, atom::exec::value, keyed(op::update, "update"));
+  CHECK(mismatch.error() == errc::idempotency_mismatch);
+}

@@ -95,7 +95,7 @@ http_response http_client::request(const std::string& method, const std::string&
       req.method_string(method);
     req.set(bhttp::field::host, "127.0.0.1");
     for (const auto& [k, v] : headers)
-      req.set(k, v);
+      req.insert(k, v); // a name given twice is sent twice
     req.body() = body;
     if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
       req.prepare_payload();

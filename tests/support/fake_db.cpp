@@ -4,7 +4,36 @@
 
 namespace todo::test {
 
+namespace {
+caf::expected<task_result> apply_unkeyed(fake_db_data& d, const std::string& user,
+                                         const task_cmd& cmd);
+} // namespace
+
 caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const task_cmd& cmd) {
+  if (cmd.idem_key.empty())
+    return apply_unkeyed(d, user, cmd);
+  auto k = std::make_pair(user, cmd.idem_key);
+  if (auto i = d.keys.find(k); i != d.keys.end()) {
+    if (i->second.first != cmd.idem_fingerprint)
+      return caf::make_error(errc::idempotency_mismatch);
+    auto r = i->second.second;
+    r.replayed = true;
+    return r;
+  }
+  auto r = apply_unkeyed(d, user, cmd);
+  if (r) {
+    task_result stored;
+    stored.replayed_status = cmd.kind == op::create ? 201 : cmd.kind == op::remove ? 204 : 200;
+    stored.rows = r->rows;
+    d.keys[k] = {cmd.idem_fingerprint, stored};
+  }
+  return r;
+}
+
+namespace {
+
+caf::expected<task_result> apply_unkeyed(fake_db_data& d, const std::string& user,
+                                         const task_cmd& cmd) {
   auto& mine = d.rows[user];
   task_result out;
   auto now = ++d.clock_us;
@@ -63,6 +92,8 @@ caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const
   out.rows.push_back(t);
   return out;
 }
+
+} // namespace
 
 std::vector<db_outcome> apply_all(fake_db_data& d, const std::vector<db_job>& jobs) {
   std::vector<db_outcome> out;

@@ -24,6 +24,8 @@ struct fake_db_data {
   std::vector<std::pair<std::string, task_cmd>> log;   // every command, in arrival order
   std::vector<size_t> batches;                         // the size of every batch received
   bool hold = false;                                   // keep commands until released
+  // Idempotency-Keys: (user, key) -> (fingerprint, the answer), as the real worker stores them
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, task_result>> keys;
   std::deque<held_job> held;
 };
 
