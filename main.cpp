@@ -139,18 +139,30 @@ int serve(const todo::settings& cfg) {
     for (const auto& r : registries)
       limits.budget->shards.push_back(r.address());
 
-  // Other instances' writes invalidate our cached users (LISTEN/NOTIFY).
+  // Live updates: every committed change of a followed user, from any writer, in commit order.
+  todo::http::hub_limits hub_limits;
+  hub_limits.max_per_user = cfg.sse_max_per_user;
+  hub_limits.max_streams = cfg.sse_max_streams;
+  hub_limits.replay_events = cfg.sse_replay_events;
+  todo::http::event_hub hub{hub_limits};
+
+  // LISTEN/NOTIFY: other instances' writes invalidate our cached users; every write (ours
+  // too) feeds the event hub. After a reconnect both start over (notifications may be lost).
+  bool caching = cfg.cache_tasks_per_user > 0;
   std::optional<todo::db::change_listener> listener;
-  if (cfg.cache_tasks_per_user > 0)
-    listener.emplace(
-      todo::db::with_timeouts(cfg.database_url, db_timeout), db_cfg.instance_id,
-      [registries](const std::string& user) {
+  listener.emplace(
+    todo::db::with_timeouts(cfg.database_url, db_timeout), db_cfg.instance_id,
+    [registries, caching](const std::string& user) {
+      if (caching)
         caf::anon_send(todo::shard_for(registries, user), todo::atom::invalidate::value, user);
-      },
-      [registries] {
+    },
+    [&hub](const std::string& payload) { todo::http::publish_change(hub, payload); },
+    [registries, caching, &hub] {
+      if (caching)
         for (const auto& r : registries)
           caf::anon_send(r, todo::atom::invalidate::value);
-      });
+      hub.reset_all();
+    });
 
   // Expired Idempotency-Keys go in the background.
   todo::db::key_janitor janitor{todo::db::with_timeouts(cfg.database_url, db_timeout),
@@ -161,6 +173,7 @@ int serve(const todo::settings& cfg) {
   auto gw = todo::make_actor_gateway(sys, auth, registries, db, db_timeout + 500ms,
                                      2 * static_cast<size_t>(cfg.threads), courier_tokens);
   todo::http::server_context ctx{cfg, *gw};
+  ctx.hub = &hub;
   ctx.request_id_prefix = random_prefix();
   ctx.docs = todo::http::load_docs_assets(cfg.docs_dir.empty() ? todo::http::default_docs_dir()
                                                                : cfg.docs_dir);

@@ -33,14 +33,17 @@ uint64_t sync_generation(courier_state& st) {
 
 // The second half of a job, once its token's user is known.
 void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries,
-         const courier_job_ptr& job, std::string user) {
+         const courier_job_ptr& job, std::string user, int64_t until = 0) {
   trace::mark(job->cmd.trace, trace::verified);
   if (!job->scoped_user.empty() && job->scoped_user != user) {
-    job->done(reply{errc::forbidden, {}, {}});
+    job->done(reply{errc::forbidden, {}, {}, {}, 0});
     return;
   }
   if (job->authorize_only) {
-    job->done(reply{});
+    reply ok;
+    ok.user = std::move(user);
+    ok.valid_until = until;
+    job->done(std::move(ok));
     return;
   }
   const auto& registry = shard_for(*registries, user);
@@ -51,7 +54,7 @@ void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries
           trace::mark(job->cmd.trace, trace::replied);
           trace::record(*job->cmd.trace);
         }
-        job->done(reply{errc::none, {}, std::move(r)});
+        job->done(reply{errc::none, {}, std::move(r), {}, 0});
       },
           [=](caf::error& err) { job->done(failure(err)); });
 }
@@ -85,7 +88,8 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
       sync_generation(st);
       if (auto hit = st.tokens->find(job->token, wall_clock(st))) {
         metrics::actors().token_courier_hits.fetch_add(1, std::memory_order_relaxed);
-        run(self, registries, job, std::move(hit->subject));
+        auto until = hit->expires_at;
+        run(self, registries, job, std::move(hit->subject), until);
         return;
       }
       metrics::actors().token_courier_misses.fetch_add(1, std::memory_order_relaxed);
@@ -96,7 +100,7 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
             // Kept only while the key set it was checked with is still the current one.
             if (until > 0 && gen == sync_generation(st))
               st.tokens->insert(job->token, jwt::verified{user, until}, wall_clock(st));
-            run(self, registries, job, std::move(user));
+            run(self, registries, job, std::move(user), until);
           },
           [=](caf::error& err) { job->done(failure(err)); });
     },

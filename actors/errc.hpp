@@ -27,6 +27,7 @@ enum class errc : uint8_t {
   headers_too_large,
   bad_request, // unreadable HTTP
   too_many_connections,
+  too_many_streams, // SSE_MAX_PER_USER or SSE_MAX_STREAMS reached
   expectation_failed, // an Expect other than 100-continue
 };
 

@@ -14,6 +14,10 @@ struct reply {
   errc code = errc::none;
   std::string reason;
   task_result result;
+  // authorize only: the token's subject, and until when (Unix seconds) its verdict may be
+  // reused without checking the token again (0: check it again at the next occasion)
+  std::string user;
+  int64_t valid_until = 0;
 };
 
 /// Hands requests to the actors and calls back with the answer, never blocking the caller.
@@ -26,7 +30,8 @@ public:
   virtual void submit(std::string token, std::string scoped_user, task_cmd cmd,
                       std::function<void(reply)> done) = 0;
 
-  /// Verifies `token` and the scoped user only; `done` gets errc::none when both pass.
+  /// Verifies `token` and the scoped user only; `done` gets errc::none when both pass, with
+  /// the token's subject and how long the verdict holds.
   virtual void authorize(std::string token, std::string scoped_user,
                          std::function<void(reply)> done) = 0;
 

@@ -46,6 +46,11 @@ struct settings {
   size_t cache_max_mb = 24;                             // CACHE_MAX_MB, all caches, 0: no bound
   int64_t idempotency_ttl_s = 86400;                    // IDEMPOTENCY_TTL_S, 1..31536000
   int64_t idempotency_purge_ms = 60000;                 // IDEMPOTENCY_PURGE_MS
+  int64_t sse_heartbeat_ms = 15000;                     // SSE_HEARTBEAT_MS
+  size_t sse_max_per_user = 10;                         // SSE_MAX_PER_USER, 1..1000
+  size_t sse_max_streams = 10000;                       // SSE_MAX_STREAMS
+  size_t sse_queue_kb = 256;                            // SSE_QUEUE_KB, 1..65536
+  size_t sse_replay_events = 256;                       // SSE_REPLAY_EVENTS, 0..100000
   size_t group_commit_max = 64;                         // GROUP_COMMIT_MAX, 1..1024
   size_t token_cache_size = 10000;                      // TOKEN_CACHE_SIZE, 0..1000000
   bool trace_stages = false;                            // TRACE_STAGES

@@ -424,6 +424,66 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
                 });
 }
 
+/// Returns the percent-decoded value of `name` in a query string, or empty.
+std::string query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name || eq == std::string_view::npos)
+      continue;
+    std::string out;
+    if (!text::percent_decode(pair.substr(eq + 1), out))
+      return {};
+    return out;
+  }
+  return {};
+}
+
+/// GET /api/tasks/events: the user's live updates (Server-Sent Events). The token comes from
+/// the Authorization header or, because browsers' EventSource cannot send headers, from
+/// `?access_token=` (this route only: the query is never logged, see README).
+void handle_events(server_context& ctx, exchange ex, const route_result& r,
+                   std::string_view query, request& req, std::shared_ptr<responder> to) {
+  if (req.count(bhttp::field::authorization) > 1) {
+    answer(*to, ex, error_response(ctx, ex, errc::bad_request, {}));
+    return;
+  }
+  std::string token;
+  if (req.count(bhttp::field::authorization) > 0)
+    token = std::string{bearer_token(req[bhttp::field::authorization])};
+  else
+    token = query_value(query, "access_token");
+  if (token.empty()) {
+    answer(*to, ex, error_response(ctx, ex, errc::unauthorized, {}));
+    return;
+  }
+  stream_request sreq;
+  sreq.token = token;
+  sreq.scoped_user = r.user_id;
+  if (auto it = req.find("Last-Event-ID"); it != req.end() && !text::trim(it->value()).empty())
+    sreq.last_event_id = std::string{text::trim(it->value())};
+  ++ctx.in_flight;
+  ctx.gw.authorize(std::move(token), r.user_id,
+                   [&c = ctx, to, ex, sreq = std::move(sreq)](reply rep) mutable {
+                     to->post([&c, to, ex, sreq = std::move(sreq), rep = std::move(rep)]() mutable {
+                       --c.in_flight;
+                       if (rep.code != errc::none) {
+                         answer(*to, ex, error_response(c, ex, rep.code, rep.reason));
+                         return;
+                       }
+                       sreq.user = std::move(rep.user);
+                       sreq.valid_until = rep.valid_until;
+                       auto head = make_response(c, ex, 200, {});
+                       head.set(bhttp::field::content_type, "text/event-stream");
+                       head.set(bhttp::field::cache_control, "no-store");
+                       head.set("X-Accel-Buffering", "no"); // nginx: pass events at once
+                       to->open_stream(ex, std::move(head), std::move(sreq));
+                     });
+                   });
+}
+
 } // namespace
 
 bool framing_acceptable(const request& req) {
@@ -599,6 +659,9 @@ void handle_request(server_context& ctx, exchange ex, request& req,
                                       "public, max-age=86400"));
       return;
     }
+    case action::events:
+      handle_events(ctx, std::move(ex), r, query, req, std::move(to));
+      return;
     default:
       handle_api(ctx, std::move(ex), r, query, req, std::move(to));
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/beast/http/message.hpp>
@@ -37,10 +38,22 @@ struct exchange {
   unsigned version = 11;
 };
 
+/// A live-update stream the handler has authorized (GET /api/tasks/events).
+struct stream_request {
+  std::string user;         // the token's subject
+  std::string token;        // checked again while the stream is open
+  std::string scoped_user;  // {user_id} of the scoped family, else empty
+  int64_t valid_until = 0;  // Unix seconds until the token needs no new check (0: next beat)
+  std::optional<std::string> last_event_id;
+};
+
 /// The session side of one request.
 class responder {
 public:
   virtual ~responder() = default;
+  /// Starts the event stream of `ex` (its response head is `head`), or answers 503 when a
+  /// bound on streams is reached; call it on the session's thread only.
+  virtual void open_stream(const exchange& ex, response head, stream_request req) = 0;
   /// Runs `fn` later on the session's own thread (the actors answer on theirs).
   virtual void post(std::function<void()> fn) = 0;
   /// Queues the finished response of `ex`; call it on the session's thread only.

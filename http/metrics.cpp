@@ -210,6 +210,20 @@ std::string http_metrics::render(const server_context& ctx) const {
   line(out, "http_requests_in_flight", "", static_cast<double>(ctx.in_flight.load()));
   head(out, "http_open_connections", "gauge", "Open client connections.");
   line(out, "http_open_connections", "", static_cast<double>(ctx.connections.load()));
+  head(out, "todo_sse_streams", "gauge", "Open live-update streams (GET /api/tasks/events).");
+  line(out, "todo_sse_streams", "", static_cast<double>(ctx.hub ? ctx.hub->streams() : 0));
+  head(out, "todo_sse_events_total", "counter",
+       "Live-update events: published (once per change of a followed user), sent (once per "
+       "stream it reached).");
+  line(out, "todo_sse_events_total", "kind=\"published\"",
+       static_cast<double>(ctx.hub ? ctx.hub->events_published() : 0));
+  line(out, "todo_sse_events_total", "kind=\"sent\"", static_cast<double>(ctx.sse_sent.load()));
+  head(out, "todo_sse_disconnects_total", "counter",
+       "Live-update streams the server ended, by reason (slow_reader: its send queue was full).");
+  line(out, "todo_sse_disconnects_total", "reason=\"slow_reader\"",
+       static_cast<double>(ctx.sse_slow_readers.load()));
+  line(out, "todo_sse_disconnects_total", "reason=\"reauth\"",
+       static_cast<double>(ctx.sse_reauth.load()));
   head(out, "todo_auth_failures_total", "counter", "Requests answered 401, by reason.");
   for (size_t i = 0; i < reasons; ++i)
     line(out, "todo_auth_failures_total",

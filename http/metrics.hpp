@@ -23,7 +23,7 @@ std::string_view build_commit_id();
 class http_metrics {
 public:
   http_metrics();
-  static constexpr size_t routes = 13;  // known_routes() and "unmatched" (the last)
+  static constexpr size_t routes = 15;  // known_routes() and "unmatched" (the last)
   static constexpr size_t methods = 8;  // GET HEAD POST PUT PATCH DELETE OPTIONS other
   static constexpr size_t statuses = 500; // 100..599
   static constexpr size_t reasons = 15; // 401 reasons (see reason_names in metrics.cpp)

@@ -15,6 +15,7 @@ constexpr std::string_view allow_get = "GET, HEAD";
 constexpr std::string_view allow_collection = "GET, HEAD, POST";
 constexpr std::string_view allow_item = "GET, HEAD, PUT, PATCH, DELETE";
 constexpr std::string_view allow_complete = "PATCH";
+constexpr std::string_view allow_events = "GET, HEAD";
 
 // /api/{user_id}/tasks/{id}/complete is the longest route: four segments after /api/.
 constexpr std::size_t max_segments = 4;
@@ -53,6 +54,8 @@ const std::vector<known_route>& known_routes() {
     {"/api/{user_id}/tasks", allow_collection},
     {"/api/{user_id}/tasks/{id}", allow_item},
     {"/api/{user_id}/tasks/{id}/complete", allow_complete},
+    {"/api/tasks/events", allow_events},
+    {"/api/{user_id}/tasks/events", allow_events},
   };
   return all;
 }
@@ -120,6 +123,14 @@ route_result route(std::string_view method, std::string_view path) {
     r.allow = allow_collection;
     r.known = family;
     if (!accept(r, method, "GET", action::list) && !accept(r, method, "POST", action::create))
+      r.result = outcome::method_not_allowed;
+    return r;
+  }
+  if (tail == 1 && segs[first + 1] == "events") {
+    // Live updates (Server-Sent Events): "events" is never a task id (ids are numbers).
+    r.allow = allow_events;
+    r.known = static_cast<int8_t>(r.scoped ? 13 : 12);
+    if (!accept(r, method, "GET", action::events))
       r.result = outcome::method_not_allowed;
     return r;
   }

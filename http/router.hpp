@@ -14,7 +14,8 @@ enum class action : uint8_t {
   openapi,   // GET /openapi.json
   docs,      // GET /docs, the Swagger UI page
   docs_asset, // GET /docs/{name}: one of its files (`id` is the name)
-  metrics     // GET /metrics
+  metrics,    // GET /metrics
+  events      // GET /api/tasks/events: the user's live updates (Server-Sent Events)
 };
 
 /// The outcome of routing one request line.

@@ -12,6 +12,7 @@
 #include "actors/gateway.hpp"
 #include "config/settings.hpp"
 #include "http/docs.hpp"
+#include "http/event_hub.hpp"
 #include "http/metrics.hpp"
 
 namespace todo::http {
@@ -28,6 +29,10 @@ struct server_context {
   std::atomic<bool> draining{false};   // shutting down: read no new requests
   docs_assets docs;                    // Swagger UI's files for /docs (read at start-up)
   http_metrics metrics;                // GET /metrics (counted only when cfg.metrics)
+  event_hub* hub = nullptr;            // live updates (GET /api/tasks/events)
+  std::atomic<uint64_t> sse_sent{0};   // event frames queued to streams
+  std::atomic<uint64_t> sse_slow_readers{0}; // streams ended because their queue was full
+  std::atomic<uint64_t> sse_reauth{0};       // streams ended because their token expired
 
   /// Registers a function that `drain` calls; returns its id for remove_drain_hook.
   uint64_t add_drain_hook(std::function<void()> fn) {

@@ -3,6 +3,7 @@
 // request means is handler.cpp's business.
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <iterator>
 #include <memory>
@@ -11,7 +12,10 @@
 #include <string_view>
 #include <utility>
 
+#include <sstream>
+
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -23,6 +27,7 @@
 
 #include "config/log.hpp"
 #include "http/handler.hpp"
+#include "http/json_codec.hpp"
 #include "http/listener.hpp"
 
 namespace todo::http {
@@ -54,6 +59,7 @@ public:
   }
 
   ~session() {
+    stop_stream();
     ctx_.remove_drain_hook(drain_hook_);
     --ctx_.connections;
   }
@@ -80,6 +86,37 @@ private:
   // One request's place in the pipeline; responses leave in request order.
   struct slot {
     std::optional<response> res;
+    bool stream = false; // res is the head of this connection's event stream
+  };
+
+  // The receiving end of this connection's event stream in the hub: hands each frame to the
+  // session's own thread (the hub calls it from the change listener's).
+  struct stream_sink final : event_sink {
+    std::weak_ptr<session> owner;
+    boost::asio::any_io_executor ex;
+    void push(frame_ptr frame) override {
+      net::post(ex, [w = owner, frame = std::move(frame)] {
+        if (auto self = w.lock())
+          self->on_event(frame);
+      });
+    }
+  };
+
+  // An open event stream (GET /api/tasks/events): once its head is written, the connection
+  // reads no more requests; it sends frames until the client leaves, the token stops
+  // verifying (`event: reauth`), the server drains, or the client reads too slowly.
+  struct live_stream {
+    stream_request req;
+    std::shared_ptr<stream_sink> sink;
+    std::deque<frame_ptr> queue;
+    size_t queued_bytes = 0;
+    bool started = false;    // the head is on the wire
+    bool ending = false;     // the last frames are queued; close once written
+    bool final_sent = false; // the terminating chunk was queued
+    bool chunked = true;     // HTTP/1.1: chunked; HTTP/1.0: ends with the connection
+    std::string head;        // the serialized head, until written
+    std::string out;         // bytes being written
+    std::optional<net::steady_timer> timer;
   };
 
 
@@ -123,6 +160,10 @@ private:
   // Shutting down: answer what was read, read nothing new, close an idle connection now.
   void on_drain() {
     closing_ = true;
+    if (live_) {
+      end_stream({});
+      return;
+    }
     if (reading_ && waiting_first_byte_) {
       beast::error_code ec;
       lowest().socket().cancel(ec); // on_first_bytes sees operation_aborted and closes
@@ -131,6 +172,8 @@ private:
   }
 
   void read_next() {
+    if (live_)
+      return; // a stream's connection reads no more requests (stream_read watches it)
     if (ctx_.draining)
       closing_ = true;
     if (closing_ || slots_.size() >= max_pipeline) {
@@ -157,6 +200,10 @@ private:
 
   void on_first_bytes(beast::error_code ec, size_t n) {
     waiting_first_byte_ = false;
+    if (live_) {
+      on_stream_read(ec, n);
+      return;
+    }
     if (ec) {
       reading_ = false;
       closing_ = true;
@@ -179,6 +226,10 @@ private:
   }
 
   void on_header(beast::error_code ec) {
+    if (live_) {
+      on_stream_read(ec, 0);
+      return;
+    }
     if (ec) {
       on_read(ec);
       return;
@@ -221,6 +272,10 @@ private:
   }
 
   void on_read(beast::error_code ec) {
+    if (live_) {
+      on_stream_read(ec, 0);
+      return;
+    }
     reading_ = false;
     continue_due_ = false;
     auto header = std::exchange(header_, std::nullopt);
@@ -311,8 +366,16 @@ private:
   }
 
   void write_next() {
+    if (live_ && live_->started) {
+      stream_write_next();
+      return;
+    }
     if (writing_ || slots_.empty() || !slots_.front().res)
       return;
+    if (slots_.front().stream) {
+      start_stream();
+      return;
+    }
     writing_ = true;
     lowest().expires_after(read_timeout());
     bhttp::async_write(stream_, *slots_.front().res,
@@ -346,8 +409,247 @@ private:
 
   // Closes once nothing is left to write and no read is pending.
   void finish_or_close() {
+    if (live_)
+      return; // the stream ends by its own rules (end_stream, abort_stream)
     if (closing_ && !reading_ && !writing_ && slots_.empty())
       close();
+  }
+
+  // ---- the event stream ----
+
+  void open_stream(const exchange& ex, response head, stream_request req) override {
+    auto idx = ex.seq - first_seq_;
+    if (idx >= slots_.size() || live_ || ctx_.draining) {
+      // The connection is going away (or already streams): nothing to start.
+      respond(ex, early_response(ctx_, ex, errc::too_many_streams));
+      return;
+    }
+    auto sink = std::make_shared<stream_sink>();
+    sink->owner = this->weak_from_this();
+    sink->ex = stream_.get_executor();
+    auto opening = ctx_.hub->subscribe(req.user, req.last_event_id, sink);
+    if (opening.result != event_hub::admission::ok) {
+      respond(ex, early_response(ctx_, ex, errc::too_many_streams));
+      return;
+    }
+    if (ex.head) {
+      // HEAD: the stream's header fields, no stream.
+      ctx_.hub->unsubscribe(req.user, sink.get());
+      respond(ex, std::move(head));
+      return;
+    }
+    live_ = std::make_unique<live_stream>();
+    live_->req = std::move(req);
+    live_->sink = std::move(sink);
+    live_->chunked = ex.version >= 11;
+    // Reconnect after 3 s when the connection drops (EventSource's `retry`), then what the
+    // client must know before the live events: refetch (reset), or what it missed.
+    queue_frame(std::make_shared<const std::string>("retry: 3000\n\n"));
+    if (opening.reset)
+      queue_frame(std::make_shared<const std::string>(event_hub::frame({}, "reset", "{}")));
+    for (auto& f : opening.backlog)
+      queue_frame(std::move(f));
+    if (live_->chunked)
+      head.set(bhttp::field::transfer_encoding, "chunked");
+    head.keep_alive(true);
+    std::ostringstream os;
+    os << head.base();
+    live_->head = os.str();
+    slots_[idx].stream = true;
+    respond(ex, std::move(head)); // logged and counted like any answer; written by start_stream
+  }
+
+  // The stream's slot reached the front: every earlier response is out. Write the head and
+  // what is queued, and from now on watch the connection only for the client leaving.
+  void start_stream() {
+    slots_.pop_front();
+    ++first_seq_;
+    slots_.clear(); // requests pipelined behind a stream are never answered
+    closing_ = true;
+    live_->started = true;
+    live_->timer.emplace(stream_.get_executor());
+    arm_stream_timer();
+    if (!reading_)
+      stream_read();
+    stream_write_next();
+  }
+
+  void stream_read() {
+    reading_ = true;
+    waiting_first_byte_ = true;
+    stream_.async_read_some(buffer_.prepare(512),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->on_first_bytes(ec, n);
+                            });
+  }
+
+  // Anything the client sends on a stream's connection is ignored; its leaving ends the stream.
+  void on_stream_read(beast::error_code ec, size_t n) {
+    reading_ = false;
+    if (n > 0)
+      buffer_.commit(n);
+    buffer_.consume(buffer_.size());
+    if (ec || !live_->started) {
+      if (!live_->started && !ec) {
+        stream_read(); // a pipelined request's bytes: ignored
+        return;
+      }
+      abort_stream();
+      return;
+    }
+    stream_read();
+  }
+
+  void queue_frame(frame_ptr f) {
+    live_->queued_bytes += f->size();
+    live_->queue.push_back(std::move(f));
+  }
+
+  void on_event(const frame_ptr& f) {
+    if (!live_ || live_->ending)
+      return;
+    if (live_->queued_bytes + f->size() > ctx_.cfg.sse_queue_kb * 1024) {
+      // A reader this slow would make us hold its events without limit: it is dropped, and
+      // reconnects with Last-Event-ID (or is told to refetch).
+      ++ctx_.sse_slow_readers;
+      log::warn("event stream dropped: its reader fell " +
+                std::to_string(live_->queued_bytes / 1024) + " KiB behind");
+      abort_stream();
+      return;
+    }
+    ++ctx_.sse_sent;
+    queue_frame(f);
+    stream_write_next();
+  }
+
+  void stream_write_next() {
+    auto& st = *live_;
+    if (writing_ || !st.started)
+      return;
+    st.out.clear();
+    if (!st.head.empty())
+      st.out = std::move(st.head), st.head.clear();
+    if (!st.queue.empty()) {
+      std::string body;
+      while (!st.queue.empty() && body.size() < 65536) {
+        body += *st.queue.front();
+        st.queued_bytes -= st.queue.front()->size();
+        st.queue.pop_front();
+      }
+      if (st.chunked) {
+        char size[20];
+        std::snprintf(size, sizeof size, "%zx\r\n", body.size());
+        st.out += size;
+        st.out += body;
+        st.out += "\r\n";
+      } else {
+        st.out += body;
+      }
+    }
+    if (st.ending && st.queue.empty() && !st.final_sent) {
+      st.final_sent = true;
+      if (st.chunked)
+        st.out += "0\r\n\r\n";
+    }
+    if (st.out.empty()) {
+      if (st.final_sent)
+        close();
+      return;
+    }
+    writing_ = true;
+    lowest().expires_after(read_timeout()); // a reader that takes no bytes for this long is gone
+    net::async_write(stream_, net::buffer(st.out),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) {
+                         self->abort_stream();
+                         return;
+                       }
+                       self->lowest().expires_never();
+                       self->stream_write_next();
+                     });
+  }
+
+  // Heartbeats, and the token's next check.
+  void arm_stream_timer() {
+    auto& st = *live_;
+    auto wait = std::chrono::milliseconds(ctx_.cfg.sse_heartbeat_ms);
+    if (st.req.valid_until > 0) {
+      // At the verdict's end; once past it (a token inside its clock leeway), every second.
+      auto left = std::chrono::seconds(st.req.valid_until - unix_now());
+      wait = std::min<std::chrono::milliseconds>(
+        wait, left > std::chrono::seconds(0) ? left : std::chrono::seconds(1));
+    }
+    st.timer->expires_after(wait);
+    st.timer->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        self->on_stream_timer();
+    });
+  }
+
+  static int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  }
+
+  void on_stream_timer() {
+    if (!live_ || live_->ending)
+      return;
+    auto& st = *live_;
+    if (st.req.valid_until == 0 || unix_now() >= st.req.valid_until) {
+      // Check the token again (cheap: the couriers and the auth actor cache verdicts).
+      ctx_.gw.authorize(st.req.token, st.req.scoped_user,
+                        [self = this->shared_from_this()](reply rep) {
+                          self->post([self, rep = std::move(rep)] { self->on_reauth(rep); });
+                        });
+    }
+    static const auto beat = std::make_shared<const std::string>(": keep-alive\n\n");
+    queue_frame(beat);
+    stream_write_next();
+    arm_stream_timer();
+  }
+
+  void on_reauth(const reply& rep) {
+    if (!live_ || live_->ending)
+      return;
+    if (rep.code == errc::none) {
+      live_->req.valid_until = rep.valid_until;
+      return;
+    }
+    ++ctx_.sse_reauth;
+    std::string detail = rep.reason.empty() ? std::string{"Not authenticated"} : rep.reason;
+    end_stream(event_hub::frame({}, "reauth", detail_body(detail)));
+  }
+
+  // Ends the stream cleanly: `last` (if any), then the terminating chunk, then close.
+  void end_stream(std::string last) {
+    if (!live_ || live_->ending)
+      return;
+    // (Not on the wire yet: start_stream writes the head, then these last frames.)
+    live_->ending = true;
+    if (!last.empty())
+      queue_frame(std::make_shared<const std::string>(std::move(last)));
+    ctx_.hub->unsubscribe(live_->req.user, live_->sink.get());
+    stream_write_next();
+  }
+
+  // Ends the stream at once (the client left, wrote nothing for too long, or fell behind).
+  void abort_stream() {
+    stop_stream();
+    hard_close();
+  }
+
+  // Leaves the hub and stops the timer (idempotent).
+  void stop_stream() {
+    if (!live_)
+      return;
+    if (live_->sink) {
+      ctx_.hub->unsubscribe(live_->req.user, live_->sink.get());
+      live_->sink.reset();
+    }
+    if (live_->timer)
+      live_->timer->cancel();
   }
 
   void close() {
@@ -370,6 +672,7 @@ private:
 
   void hard_close() {
     closing_ = true;
+    stop_stream();
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     lowest().close();
@@ -391,6 +694,7 @@ private:
   std::optional<request::header_type> header_; // a chunked request's header, as received
   bool handshaken_ = !tls;                     // TLS: the handshake has completed
   bool shutting_down_ = false;                 // TLS: close_notify is on its way
+  std::unique_ptr<live_stream> live_;          // set once the connection streams events
 };
 
 } // namespace

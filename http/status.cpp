@@ -41,6 +41,8 @@ error_status status_of(errc code, const std::string& reason) {
       return {400, detail_body("Bad Request")};
     case errc::too_many_connections:
       return {503, detail_body("too many connections"), nullptr, "1"};
+    case errc::too_many_streams:
+      return {503, detail_body("too many event streams"), nullptr, "5"};
     case errc::expectation_failed:
       return {417, detail_body("Expectation Failed")};
     case errc::none:

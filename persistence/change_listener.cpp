@@ -30,14 +30,29 @@ private:
   const std::function<void(const std::string&)>& fn_;
 };
 
+class event_receiver : public pqxx::notification_receiver {
+public:
+  event_receiver(pqxx::connection_base& c, const std::function<void(const std::string&)>& fn)
+    : pqxx::notification_receiver(c, "todo_task_events"), fn_(fn) {
+  }
+  void operator()(const std::string& payload, int) override {
+    fn_(payload);
+  }
+
+private:
+  const std::function<void(const std::string&)>& fn_;
+};
+
 } // namespace
 
 change_listener::change_listener(std::string conninfo, std::string instance_id,
                                  std::function<void(const std::string&)> on_change,
+                                 std::function<void(const std::string&)> on_event,
                                  std::function<void()> on_reset)
   : conninfo_(std::move(conninfo)),
     instance_id_(std::move(instance_id)),
     on_change_(std::move(on_change)),
+    on_event_(std::move(on_event)),
     on_reset_(std::move(on_reset)) {
   thread_ = std::thread([this] { run(); });
 }
@@ -55,6 +70,7 @@ void change_listener::run() {
     try {
       pqxx::connection conn{conninfo_};
       receiver r{conn, instance_id_, on_change_};
+      event_receiver events{conn, on_event_};
       on_reset_();
       if (warned)
         log::info("change listener reconnected");

@@ -7,13 +7,16 @@
 
 namespace todo::db {
 
-/// Listens (LISTEN todo_tasks) for changes to tasks made by other instances or programs and
-/// reports the user whose tasks changed. Runs on a thread of its own; reconnects by itself
-/// and reports a reset after each (re)connect, since notifications may have been missed.
+/// Listens (LISTEN todo_tasks, todo_task_events) for changes to tasks. Reports the user whose
+/// tasks another instance or program changed (`on_change`, for cache coherence), and every
+/// change of any writer as its JSON description (`on_event`, for live updates; migration 006),
+/// in commit order. Runs on a thread of its own; reconnects by itself and reports a reset
+/// after each (re)connect, since notifications may have been missed.
 class change_listener {
 public:
   change_listener(std::string conninfo, std::string instance_id,
                   std::function<void(const std::string& user)> on_change,
+                  std::function<void(const std::string& payload)> on_event,
                   std::function<void()> on_reset);
   ~change_listener();
 
@@ -26,6 +29,7 @@ private:
   std::string conninfo_;
   std::string instance_id_;
   std::function<void(const std::string&)> on_change_;
+  std::function<void(const std::string&)> on_event_;
   std::function<void()> on_reset_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

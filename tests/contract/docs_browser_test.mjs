@@ -219,9 +219,12 @@ async function main() {
   await modal.waitFor({ state: "visible" });
   const modalText = await modal.innerText();
   check(/bearerAuth/.test(modalText), `the Authorize dialog offers bearerAuth`, modalText.slice(0, 300));
-  await modal.locator(".auth-container input").first().fill(token);
-  await modal.locator(".auth-btn-wrapper button.authorize").click();
-  await modal.locator(".auth-btn-wrapper button", { hasText: /logout/i }).waitFor({ state: "visible" });
+  // The dialog also offers accessTokenQuery (the live-updates route's ?access_token=): fill
+  // the bearerAuth form only.
+  const bearer = modal.locator("form").filter({ hasText: "bearerAuth" });
+  await bearer.locator("input").first().fill(token);
+  await bearer.locator(".auth-btn-wrapper button.authorize").click();
+  await bearer.locator(".auth-btn-wrapper button", { hasText: /logout/i }).waitFor({ state: "visible" });
   ok("token pasted as bearerAuth, Authorize clicked (the dialog now offers Logout)");
   await modal.locator(".auth-btn-wrapper button.btn-done, button.close-modal").first().click();
   await modal.waitFor({ state: "hidden" });

@@ -1,4 +1,4 @@
-// What the contract tests that drive a live todo-api share (typed_client_test.mjs,
+// What the contract tests that drive a live todo-api share (typed_client_test.mjs, sse_clients_test.mjs,
 // docs_browser_test.mjs): TAP-like output (`ok N - ...`, `FAIL: ...` and exit 1), child
 // processes with their output kept for the failure report and killed on every exit path
 // (normal end, failure, time limit, SIGINT/SIGTERM/SIGHUP and, through setpriv --pdeathsig,
