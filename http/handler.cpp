@@ -246,7 +246,7 @@ response preflight_response(const server_context& ctx, const exchange& ex) {
     res.set(bhttp::field::access_control_allow_methods, "GET, POST, PUT, PATCH, DELETE, OPTIONS");
     res.set(bhttp::field::access_control_allow_headers,
             "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, "
-            "X-Request-Id, traceparent");
+            "Last-Event-ID, X-Request-Id, traceparent");
     res.set(bhttp::field::access_control_max_age, "600");
   }
   frame(res);
