@@ -7,6 +7,7 @@
 --   BENCH_OUT       path prefix: done() writes BENCH_OUT (summary), each thread of a write
 --                   workload writes its events to BENCH_OUT.<thread>
 --   BENCH_SEED      optional seed offset for math.random (differs per wrk process)
+--   BENCH_KEYS      1: every write sends a unique Idempotency-Key
 --
 -- Requests spread over every user at random (each request picks a user and, where it needs
 -- one, one of that user's tasks). Every request carries X-Request-Id "b<kind>-<task or user>",
@@ -27,6 +28,10 @@ local wl = os.getenv("BENCH_WORKLOAD") or "list"
 local data = os.getenv("BENCH_DATA")
 local out = os.getenv("BENCH_OUT")
 local seed = tonumber(os.getenv("BENCH_SEED") or "0")
+-- BENCH_KEYS=1: every write carries a unique Idempotency-Key (what a client that always sends
+-- one costs the server)
+local keys = os.getenv("BENCH_KEYS") == "1"
+local kseq = 0
 
 if wl ~= "health" then
   assert(data, "BENCH_DATA is not set")
@@ -107,6 +112,10 @@ local json = "application/json"
 local function req(method, path, u, rid, body)
   local h = {["Authorization"] = auth[u], ["X-Request-Id"] = rid}
   if body then h["Content-Type"] = json end
+  if keys and method ~= "GET" then
+    kseq = kseq + 1
+    h["Idempotency-Key"] = run .. "-" .. wl .. "-" .. seed .. "-" .. (tix or 1) .. "-" .. kseq
+  end
   return wrk.format(method, path, h, body)
 end
 

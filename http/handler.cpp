@@ -8,6 +8,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
 #include <openssl/evp.h>
 
 #include "actors/model/task_json.hpp" // etag_of, etag_listed
@@ -441,6 +442,43 @@ std::string query_value(std::string_view query, std::string_view name) {
   return {};
 }
 
+/// Returns the `exp` claim of a token the auth actor has verified (0 when it has none or it
+/// cannot be read): a live-update stream ends when its token expires.
+int64_t token_exp(std::string_view token) {
+  auto first = token.find('.');
+  auto second = token.find('.', first + 1);
+  if (first == std::string_view::npos || second == std::string_view::npos)
+    return 0;
+  auto payload = token.substr(first + 1, second - first - 1);
+  std::string json;
+  uint32_t bits = 0;
+  int nbits = 0;
+  for (char c : payload) {
+    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+          : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
+    if (v < 0)
+      return 0;
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      json += static_cast<char>((bits >> nbits) & 0xff);
+    }
+  }
+  boost::system::error_code ec;
+  auto v = boost::json::parse(json, ec);
+  if (ec || !v.is_object())
+    return 0;
+  const auto* exp = v.get_object().if_contains("exp");
+  if (!exp)
+    return 0;
+  if (exp->is_int64())
+    return exp->get_int64();
+  if (exp->is_double())
+    return static_cast<int64_t>(exp->get_double());
+  return 0;
+}
+
 /// GET /api/tasks/events: the user's live updates (Server-Sent Events). The token comes from
 /// the Authorization header or, because browsers' EventSource cannot send headers, from
 /// `?access_token=` (this route only: the query is never logged, see README).
@@ -475,6 +513,7 @@ void handle_events(server_context& ctx, exchange ex, const route_result& r,
                        }
                        sreq.user = std::move(rep.user);
                        sreq.valid_until = rep.valid_until;
+                       sreq.expires_at = token_exp(sreq.token);
                        auto head = make_response(c, ex, 200, {});
                        head.set(bhttp::field::content_type, "text/event-stream");
                        head.set(bhttp::field::cache_control, "no-store");

@@ -44,6 +44,7 @@ struct stream_request {
   std::string token;        // checked again while the stream is open
   std::string scoped_user;  // {user_id} of the scoped family, else empty
   int64_t valid_until = 0;  // Unix seconds until the token needs no new check (0: next beat)
+  int64_t expires_at = 0;   // the token's `exp` (Unix seconds; 0: none): the stream ends then
   std::optional<std::string> last_event_id;
 };
 

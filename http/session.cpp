@@ -574,6 +574,11 @@ private:
   void arm_stream_timer() {
     auto& st = *live_;
     auto wait = std::chrono::milliseconds(ctx_.cfg.sse_heartbeat_ms);
+    if (st.req.expires_at > 0) {
+      // The token's exp ends the stream (no clock leeway: that is for checking a request).
+      auto left = std::chrono::milliseconds(st.req.expires_at * 1000 - unix_now_ms());
+      wait = std::min(wait, std::max(left, std::chrono::milliseconds(0)));
+    }
     if (st.req.valid_until > 0) {
       // At the verdict's end; once past it (a token inside its clock leeway), every second.
       auto left = std::chrono::seconds(st.req.valid_until - unix_now());
@@ -587,6 +592,12 @@ private:
     });
   }
 
+  static int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  }
+
   static int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -597,6 +608,11 @@ private:
     if (!live_ || live_->ending)
       return;
     auto& st = *live_;
+    if (st.req.expires_at > 0 && unix_now_ms() >= st.req.expires_at * 1000) {
+      ++ctx_.sse_reauth;
+      end_stream(event_hub::frame({}, "reauth", detail_body("Token expired")));
+      return;
+    }
     if (st.req.valid_until == 0 || unix_now() >= st.req.valid_until) {
       // Check the token again (cheap: the couriers and the auth actor cache verdicts).
       ctx_.gw.authorize(st.req.token, st.req.scoped_user,

@@ -15,8 +15,9 @@
 //
 // Run by ctest from the build directory's copy, next to node_modules:
 //   node <build>/contract/docs_browser_test.mjs          (cwd: <build>/contract)
-// What it shares with the other live-server test (output, child processes, time limit,
-// todo-api and its tokens) is harness.mjs, copied next to it.
+// What it shares with the other live-server tests (output, child processes, time limit,
+// todo-api and its tokens) is harness.mjs; what it shares with sse_clients_test.mjs (launching
+// Chromium, killing it on every exit path) is chromium.mjs; both copied next to it.
 // Environment:
 //   TODO_API_BINARY      path of the todo-api binary (required)
 //   TEST_DATABASE_URL    postgresql:// URL of the throwaway database (required)
@@ -29,59 +30,15 @@
 // Chromium and todo-api are killed on every exit path (and, through setpriv --pdeathsig, if
 // this process is killed outright); the browser profile is a temporary directory.
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { checkChromium, chromiumLeft, closeBrowser, killChromium, launchChromium } from "./chromium.mjs";
 import { addCleanup, check, checkEnvironment, fail, http, log, mintToken, nodeDir, ok, runTest, setStep, sleep, startTodoApi, stop } from "./harness.mjs";
 
-const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const screenshotPath = path.resolve(process.env.DOCS_SCREENSHOT || "docs-screenshot.png");
-let browserContext; // the Playwright context (persistent: it is the browser)
-let chromiumPids = []; // process-group leaders to SIGKILL if closing the browser fails
 let currentPage; // for a screenshot when the test fails
-
-// ---------------------------------------------------------------- Chromium
-
-function killChromium() {
-  for (const pid of chromiumPids) {
-    try {
-      process.kill(-pid, "SIGKILL"); // Playwright starts Chromium as a process-group leader
-    } catch {}
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-}
-/// Processes still in Chromium's process groups.
-function chromiumLeft() {
-  const left = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (fields[0] !== "Z" && chromiumPids.includes(Number(fields[2]))) left.push(Number(name));
-    } catch {}
-  }
-  return left;
-}
-/// Direct children of this process whose command line mentions chrom (the browser Playwright
-/// spawned; through the setpriv wrapper it keeps its pid).
-function chromiumChildren() {
-  const pids = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid !== process.pid) continue;
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8");
-      if (/chrom/i.test(cmdline)) pids.push(Number(name));
-    } catch {}
-  }
-  return pids;
-}
 
 // ---------------------------------------------------------------- Swagger UI
 
@@ -111,8 +68,7 @@ async function clearPrefilledConditional(block, name, where) {
 async function main() {
   setStep("checking the environment");
   checkEnvironment();
-  if (!existsSync(chromiumPath))
-    fail(`${chromiumPath} does not exist: install Chromium (Debian/Ubuntu: apt-get install --no-install-recommends chromium) or set CHROMIUM_PATH`);
+  checkChromium();
   if (!existsSync(path.join(nodeDir, "node_modules/playwright-core/package.json")))
     fail(`${nodeDir}/node_modules/playwright-core is missing: run contract.npm_ci`);
   const require = createRequire(path.join(nodeDir, "package.json"));
@@ -135,35 +91,9 @@ async function main() {
   check(tr.valid, `todo-api token --sub ${user}: a JWT`, `exit ${tr.code}: ${tr.text.slice(0, 500)}`);
 
   setStep("launching Chromium");
-  // A fresh profile and HOME; with setpriv, Chromium gets SIGKILL should this process die.
-  const profile = path.join(tmp, "profile");
-  const home = path.join(tmp, "home");
-  mkdirSync(profile);
-  mkdirSync(home);
-  let executablePath = chromiumPath;
-  if (existsSync("/usr/bin/setpriv")) {
-    executablePath = path.join(tmp, "chromium-pdeathsig.sh");
-    writeFileSync(executablePath, `#!/bin/sh\nexec /usr/bin/setpriv --pdeathsig KILL -- '${chromiumPath.replace(/'/g, "'\\''")}' "$@"\n`);
-    chmodSync(executablePath, 0o755);
-  }
-  const t0 = Date.now();
-  browserContext = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-    env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, ".config"), XDG_CACHE_HOME: path.join(home, ".cache") },
-    handleSIGINT: false, // this script's handlers close it
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-    timeout: 60000,
-    viewport: { width: 1280, height: 900 },
+  const { context: browserContext } = await launchChromium({
+    chromium, pwVersion, dir: tmp, options: { viewport: { width: 1280, height: 900 } },
   });
-  chromiumPids = chromiumChildren();
-  const version = browserContext.browser()?.version() ?? "(unknown version)";
-  ok(`Chromium ${version} started in ${((Date.now() - t0) / 1000).toFixed(1)} s (playwright-core ${pwVersion}, pid ${chromiumPids.join(",") || "?"})`);
-  browserContext.setDefaultTimeout(30000);
-  browserContext.setDefaultNavigationTimeout(60000);
 
   const requests = []; // every request the browser made
   const failedRequests = [];
@@ -333,7 +263,7 @@ async function main() {
   for (const n of notes) log(`NOTE: ${n}`);
 
   setStep("closing Chromium");
-  await closeBrowser();
+  await closeDocsBrowser();
   const left = chromiumLeft();
   check(left.length === 0, "Chromium closed: none of its processes is left", `still running: ${left.join(" ")}`);
   await stop(api);
@@ -349,18 +279,15 @@ async function failureScreenshot() {
   } catch {}
 }
 
-async function closeBrowser() {
-  const ctx = browserContext;
-  browserContext = undefined;
+/// closeBrowser (chromium.mjs), forgetting the page first (no failure screenshot of a closed page).
+async function closeDocsBrowser() {
   currentPage = undefined;
-  if (ctx) await Promise.race([ctx.close().catch(() => {}), sleep(10000)]);
-  killChromium();
-  for (let i = 0; i < 50 && chromiumLeft().length; i++) await sleep(100);
+  await closeBrowser();
 }
 
 await runTest(main, {
   onExit: killChromium, // the harness kills its own children
-  beforeCleanup: closeBrowser,
+  beforeCleanup: closeDocsBrowser,
   onFailure: failureScreenshot,
   onSuccess: () => console.log(`screenshot: ${screenshotPath}`),
 });

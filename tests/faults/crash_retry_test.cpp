@@ -128,21 +128,12 @@ TEST_CASE("after kill -9 under load, retries with the same Idempotency-Key apply
   std::vector<retry_log> logs(clients);
   for (int i = 0; i < clients; ++i)
     logs[i].user = fresh_user("retry");
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < clients; ++i)
-    ts.emplace_back(drive, server.port(), std::ref(logs[i]), std::ref(stop), 777u + i);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-  CHECK(server.stop(SIGKILL) == -SIGKILL);
-  std::thread guard{[&] {
-    for (int i = 0; i < 100 && !stop.load(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    stop = true;
-  }};
-  for (auto& t : ts)
-    t.join();
-  stop = true;
-  guard.join();
+  auto port = server.port();
+  auto k = kill_under_load(server, clients, [&](int i, std::atomic<bool>& stop) {
+    drive(port, logs[i], stop, 777u + i);
+  });
+  CHECK(k.rc == -SIGKILL);
+  CHECK(k.clients_stopped);
 
   server_process again;
   again.start();

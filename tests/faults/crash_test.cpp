@@ -102,25 +102,13 @@ TEST_CASE("after kill -9 under load every acknowledged write is in the database 
   std::vector<client_log> logs(clients);
   for (int i = 0; i < clients; ++i)
     logs[i].user = fresh_user("crash");
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < clients; ++i)
-    ts.emplace_back(drive, server.port(), std::ref(logs[i]), std::ref(stop), 1234u + i);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-  int killed_pid = server.pid();
-  int rc = server.stop(SIGKILL); // mid-load: the clients are still sending
-  auto dead_at = clock::now();   // the process has been reaped: nothing sent later reached it
-  std::thread guard{[&] {
-    // Clients stop by themselves on their first failed request; this only bounds the test.
-    for (int i = 0; i < 100 && !stop.load(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    stop = true;
-  }};
-  for (auto& t : ts)
-    t.join();
-  bool clients_stopped_by_themselves = !stop.exchange(true);
-  guard.join();
-  CHECK(clients_stopped_by_themselves);
+  auto port = server.port();
+  auto k = kill_under_load(server, clients, [&](int i, std::atomic<bool>& stop) {
+    drive(port, logs[i], stop, 1234u + i);
+  });
+  int killed_pid = k.pid, rc = k.rc;
+  auto dead_at = k.dead_at;
+  CHECK(k.clients_stopped);
   // A write first sent after the process was dead cannot have reached it: it is not "in
   // flight" and must not appear.
   long sent_after_death = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -343,6 +344,30 @@ bool pg_outage::start() {
 }
 
 // ---------- processes and sockets ----------
+
+kill_outcome kill_under_load(todo::test::server_process& server, int clients,
+                             const std::function<void(int, std::atomic<bool>&)>& drive,
+                             int load_ms) {
+  kill_outcome out;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < clients; ++i)
+    ts.emplace_back([&drive, &stop, i] { drive(i, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(load_ms));
+  out.pid = server.pid();
+  out.rc = server.stop(SIGKILL); // mid-load: the clients are still sending
+  out.dead_at = clock::now();
+  std::thread guard{[&] {
+    for (int i = 0; i < 100 && !stop.load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop = true;
+  }};
+  for (auto& t : ts)
+    t.join();
+  out.clients_stopped = !stop.exchange(true);
+  guard.join();
+  return out;
+}
 
 long rss_kib(int pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};

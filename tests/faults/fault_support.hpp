@@ -3,8 +3,10 @@
 // sockets, direct SQL against the test database, control of the throwaway PostgreSQL, and
 // process facts (/proc). Beast-free so that the scenario files compile fast.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -149,6 +151,22 @@ std::string raw_body(const std::string& raw);
 
 /// Opens a TCP connection without blocking; returns the fd (connected or in progress), or -1.
 int open_nonblocking(unsigned short port);
+
+/// What `kill_under_load` saw.
+struct kill_outcome {
+  int pid = -1;                  // the killed process
+  int rc = 0;                    // server.stop(SIGKILL): -SIGKILL when it was killed
+  clock::time_point dead_at{};   // reaped: nothing sent later reached it
+  bool clients_stopped = false;  // every client stopped by itself (on its first failed request)
+};
+
+/// Runs `clients` client loops, `drive(i, stop)` on a thread each, against `server`; after
+/// `load_ms` kills the server with SIGKILL and waits for every loop to end. Loops stop by
+/// themselves on their first failed request; `stop` is only set (after 10 s) to bound a run
+/// where one never does.
+kill_outcome kill_under_load(todo::test::server_process& server, int clients,
+                             const std::function<void(int, std::atomic<bool>&)>& drive,
+                             int load_ms = 2000);
 
 /// Percentile (0..100) of a list of values (sorted copy).
 double percentile(std::vector<double> v, double p);

@@ -28,15 +28,9 @@ namespace json = boost::json;
 
 namespace {
 
-std::string database_url() {
-  const char* url = std::getenv("TEST_DATABASE_URL");
-  REQUIRE(url != nullptr);
-  return url;
-}
-
 // Returns the user's tasks as the API shows them, straight from PostgreSQL, newest first.
 std::string sql_view(const std::string& user) {
-  pqxx::connection c{database_url()};
+  pqxx::connection c{test_database_url()};
   pqxx::work w{c};
   auto r = w.exec_params(
     "SELECT id, title, description, completed, "
@@ -134,7 +128,7 @@ TEST_CASE("two instances on one database stay coherent within a bounded delay") 
   CHECK(converges(b, user, coherence_bound));
   // A write from outside the service (psql, a migration, ...) reaches both caches too.
   {
-    pqxx::connection c{database_url()};
+    pqxx::connection c{test_database_url()};
     pqxx::work w{c};
     w.exec_params("INSERT INTO tasks (user_id, title) VALUES ($1, 'from psql')", user);
     w.commit();
@@ -164,13 +158,13 @@ TEST_CASE("group commit: one failing statement does not fail its neighbours") {
   server.start();
   struct constraint_guard {
     constraint_guard() {
-      pqxx::connection c{database_url()};
+      pqxx::connection c{test_database_url()};
       pqxx::work w{c};
       w.exec("ALTER TABLE tasks ADD CONSTRAINT test_poison CHECK (title <> 'poison') NOT VALID");
       w.commit();
     }
     ~constraint_guard() {
-      pqxx::connection c{database_url()};
+      pqxx::connection c{test_database_url()};
       pqxx::work w{c};
       w.exec("ALTER TABLE tasks DROP CONSTRAINT IF EXISTS test_poison");
       w.commit();
@@ -195,7 +189,7 @@ TEST_CASE("group commit: one failing statement does not fail its neighbours") {
     });
   for (auto& t : ts)
     t.join();
-  pqxx::connection c{database_url()};
+  pqxx::connection c{test_database_url()};
   pqxx::work w{c};
   for (size_t i = 0; i < users.size(); ++i) {
     auto rows = w.exec_params("SELECT count(*) FROM tasks WHERE user_id = $1", users[i])[0][0]
@@ -233,7 +227,7 @@ TEST_CASE("group commit: concurrent writes share transactions") {
   for (auto& t : ts)
     t.join();
   CHECK(created == 240);
-  pqxx::connection c{database_url()};
+  pqxx::connection c{test_database_url()};
   pqxx::work w{c};
   auto r = w.exec_params("SELECT count(*), count(DISTINCT created_at) FROM tasks "
                          "WHERE user_id LIKE $1",
@@ -254,7 +248,7 @@ TEST_CASE("over CACHE_MAX_MB the least recently used users are evicted and reloa
   for (int i = 0; i < 3; ++i)
     users.push_back(fresh_user("budget"));
   {
-    pqxx::connection db{database_url()};
+    pqxx::connection db{test_database_url()};
     pqxx::work w{db};
     for (const auto& u : users)
       w.exec_params("INSERT INTO tasks (user_id, title, description) "

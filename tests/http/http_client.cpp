@@ -317,6 +317,13 @@ server_process::~server_process() {
     stop(SIGKILL);
 }
 
+std::string test_database_url() {
+  const char* url = std::getenv("TEST_DATABASE_URL");
+  if (!url)
+    throw std::runtime_error("TEST_DATABASE_URL must be set (scripts/test starts the database)");
+  return url;
+}
+
 void server_process::start() {
   const char* bin = std::getenv("TODO_API_BINARY");
   const char* db = std::getenv("TEST_DATABASE_URL");

@@ -98,6 +98,10 @@ private:
   int pid_ = -1;
 };
 
+/// Returns TEST_DATABASE_URL, the throwaway database scripts/test started (fails the test
+/// when it is not set).
+std::string test_database_url();
+
 /// Returns the shared test secret for HS256 tokens.
 const std::string& test_secret();
 

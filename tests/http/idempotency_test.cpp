@@ -19,14 +19,8 @@ namespace json = boost::json;
 
 namespace {
 
-std::string database_url() {
-  const char* url = std::getenv("TEST_DATABASE_URL");
-  REQUIRE(url != nullptr);
-  return url;
-}
-
 long sql_count(const std::string& query, const std::string& user) {
-  pqxx::connection c{database_url()};
+  pqxx::connection c{test_database_url()};
   pqxx::nontransaction tx{c};
   return tx.exec_params(query, user)[0][0].as<long>();
 }
@@ -54,6 +48,18 @@ int64_t id_of(const http_response& r) {
   return json::parse(r.body).at("id").as_int64();
 }
 
+// A user of the shared server, a client, and a task made without a key.
+struct idem {
+  server_process& server = shared_server();
+  http_client c{server.port()};
+  std::string user = fresh_user("idem");
+  std::string create_task() {
+    auto created = c.request("POST", "/api/tasks", plain(user), R"({"title":"t"})");
+    REQUIRE(created.status == 201);
+    return std::to_string(id_of(created));
+  }
+};
+
 // The same answer: status, body byte for byte, Location.
 void check_same_answer(const http_response& first, const http_response& again) {
   CHECK(again.status == first.status);
@@ -63,10 +69,7 @@ void check_same_answer(const http_response& first, const http_response& again) {
 
 } // namespace
 
-TEST_CASE("a create retried with its Idempotency-Key answers the first answer and makes one task") {
-  auto& server = shared_server();
-  http_client c{server.port()};
-  auto user = fresh_user("idem");
+TEST_CASE_METHOD(idem, "a create retried with its Idempotency-Key answers the first answer and makes one task") {
   auto first = c.request("POST", "/api/tasks", keyed(user, "create-1"), R"({"title":"once"})");
   REQUIRE(first.status == 201);
   CHECK_FALSE(first.has("idempotent-replayed"));
@@ -90,13 +93,8 @@ TEST_CASE("a create retried with its Idempotency-Key answers the first answer an
   CHECK(tasks_of(user) == 2);
 }
 
-TEST_CASE("every mutation route replays instead of applying twice") {
-  auto& server = shared_server();
-  http_client c{server.port()};
-  auto user = fresh_user("idem");
-  auto created = c.request("POST", "/api/tasks", plain(user), R"({"title":"t"})");
-  REQUIRE(created.status == 201);
-  auto id = std::to_string(id_of(created));
+TEST_CASE_METHOD(idem, "every mutation route replays instead of applying twice") {
+  auto id = create_task();
 
   // A toggle retried does not toggle back.
   auto t1 = c.request("PATCH", "/api/tasks/" + id + "/complete", keyed(user, "toggle"));
@@ -146,13 +144,8 @@ TEST_CASE("every mutation route replays instead of applying twice") {
   CHECK(keys_of(user) == 5);
 }
 
-TEST_CASE("a conditional write retried with its key gets its answer, not 412") {
-  auto& server = shared_server();
-  http_client c{server.port()};
-  auto user = fresh_user("idem");
-  auto created = c.request("POST", "/api/tasks", plain(user), R"({"title":"t"})");
-  REQUIRE(created.status == 201);
-  auto id = std::to_string(id_of(created));
+TEST_CASE_METHOD(idem, "a conditional write retried with its key gets its answer, not 412") {
+  auto id = create_task();
   auto tag = c.request("GET", "/api/tasks/" + id, plain(user)).header("etag");
   REQUIRE_FALSE(tag.empty());
   auto w1 = c.request("PATCH", "/api/tasks/" + id, keyed(user, "cond", {{"If-Match", tag}}),
@@ -170,10 +163,7 @@ TEST_CASE("a conditional write retried with its key gets its answer, not 412") {
   CHECK(keys_of(user) == 1);
 }
 
-TEST_CASE("the same key with another request is 422; a malformed key is 400") {
-  auto& server = shared_server();
-  http_client c{server.port()};
-  auto user = fresh_user("idem");
+TEST_CASE_METHOD(idem, "the same key with another request is 422; a malformed key is 400") {
   auto first = c.request("POST", "/api/tasks", keyed(user, "k"), R"({"title":"a"})");
   REQUIRE(first.status == 201);
   auto other_body = c.request("POST", "/api/tasks", keyed(user, "k"), R"({"title":"b"})");
@@ -264,17 +254,12 @@ TEST_CASE("20 concurrent duplicates make one task; the others are 409 until it i
   CHECK(tasks_of(user) == 1);
 }
 
-TEST_CASE("a key whose first request is still running is 409 with Retry-After") {
-  auto& server = shared_server();
-  http_client c{server.port()};
-  auto user = fresh_user("idem");
-  auto created = c.request("POST", "/api/tasks", plain(user), R"({"title":"t"})");
-  REQUIRE(created.status == 201);
-  auto id = std::to_string(id_of(created));
+TEST_CASE_METHOD(idem, "a key whose first request is still running is 409 with Retry-After") {
+  auto id = create_task();
   // Hold the task's row so that the first keyed toggle waits in the database.
-  pqxx::connection holder{database_url()};
+  pqxx::connection holder{test_database_url()};
   pqxx::work lock{holder};
-  lock.exec_params("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", id_of(created));
+  lock.exec_params("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", std::stoll(id));
   http_response first;
   std::thread t{[&] {
     http_client own{server.port()};
