@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "actors/model/task_json.hpp" // etag_of, etag_listed
+#include "actors/tokens/base64url.hpp"
 #include "config/text.hpp"
 #include "http/docs.hpp"
 #include "http/json_codec.hpp"
@@ -449,24 +450,11 @@ int64_t token_exp(std::string_view token) {
   auto second = token.find('.', first + 1);
   if (first == std::string_view::npos || second == std::string_view::npos)
     return 0;
-  auto payload = token.substr(first + 1, second - first - 1);
-  std::string json;
-  uint32_t bits = 0;
-  int nbits = 0;
-  for (char c : payload) {
-    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
-          : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
-    if (v < 0)
-      return 0;
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      json += static_cast<char>((bits >> nbits) & 0xff);
-    }
-  }
+  auto json = jwt::base64url_decode(token.substr(first + 1, second - first - 1));
+  if (!json)
+    return 0;
   boost::system::error_code ec;
-  auto v = boost::json::parse(json, ec);
+  auto v = boost::json::parse(*json, ec);
   if (ec || !v.is_object())
     return 0;
   const auto* exp = v.get_object().if_contains("exp");
