@@ -77,6 +77,13 @@ ensure_deps() {
   local t0
   t0=$(now)
   export DEBIAN_FRONTEND=noninteractive
+  # Servers among them (postgresql, nginx, haproxy, pgbouncer) must not start as system
+  # services on their default ports: the scripts start their own, privately. policy-rc.d
+  # says so to every package's maintainer script, for the duration of the install.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+  fi
   install_once() { apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; }
   : >"$log"
   if ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null; then
@@ -90,9 +97,10 @@ ensure_deps() {
     say "   first attempt failed; repairing dpkg and refreshing the package lists"
     dpkg --configure -a >>"$log" 2>&1 || true
     apt-get update >>"$log" 2>&1 || true
-    install_once || die "installing ${missing[*]} failed" "$log" \
-      "check the network and the apt sources (/etc/apt), then run this again"
+    install_once || { [ "$made_policy" = 1 ] && rm -f "$policy"; die "installing ${missing[*]} failed" "$log" \
+      "check the network and the apt sources (/etc/apt), then run this again"; }
   fi
+  [ "$made_policy" = 1 ] && rm -f "$policy"
   local still=()
   mapfile -t still < <(printf '%s\n' "$@" | missing_packages)
   [ ${#still[@]} -eq 0 ] || die "installed, but still missing files of: ${still[*]}" "$log" \
