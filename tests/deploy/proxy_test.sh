@@ -20,6 +20,14 @@ chmod 755 "$work" # PostgreSQL's files below belong to postgres when we are root
 fails=0
 ok() { printf 'ok: %s\n' "$*"; }
 bad() { printf 'FAIL: %s\n' "$*"; fails=$((fails + 1)); }
+# abort WHAT [LOG...]: a step the rest depends on failed; shows the logs' ends, keeps them.
+abort() {
+  bad "$1"
+  shift
+  local f
+  for f in "$@"; do [ -s "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done
+  exit 1
+}
 started=$(now)
 
 pids=() # instances, nginx and event streams; all stopped on exit, also on failure
@@ -41,7 +49,7 @@ trap cleanup EXIT
 
 # --- one PostgreSQL, two instances, nginx
 pg_port=$(free_port)
-pg_start "$work/pg" "$pg_port" tcp || { echo "FAIL: PostgreSQL did not start"; exit 1; }
+pg_start "$work/pg" "$pg_port" tcp || abort "PostgreSQL did not start" "$work/pg/postgres.log"
 db_url="postgresql://postgres@127.0.0.1:$pg_port/todo"
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
@@ -55,30 +63,32 @@ start_api() {
     >"$work/api-$name.out" 2>"$work/api-$name.err" &
   pids+=($!)
 }
-wait_ready() { # wait_ready URL WHAT
-  for _ in $(seq 1 150); do
+wait_ready() { # wait_ready URL PID: up to 30 s (a loaded machine), unless the process exits
+  for _ in $(seq 1 300); do
     curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
     sleep 0.1
   done
-  echo "FAIL: $2 did not answer $1 within 15 s"
   return 1
 }
 port_a=$(free_port)
 start_api a "$port_a"
 # One at a time: the second must not wait on the first one's migrations for its deadline.
-wait_ready "http://127.0.0.1:$port_a/ready" "instance a" || { tail -5 "$work/api-a.err"; exit 1; }
+wait_ready "http://127.0.0.1:$port_a/ready" "${pids[-1]}" ||
+  abort "instance a (:$port_a) did not become ready" "$work/api-a.err" "$work/pg/postgres.log"
 port_b=$(free_port)
 start_api b "$port_b"
-wait_ready "http://127.0.0.1:$port_b/ready" "instance b" || { tail -5 "$work/api-b.err"; exit 1; }
+wait_ready "http://127.0.0.1:$port_b/ready" "${pids[-1]}" ||
+  abort "instance b (:$port_b) did not become ready" "$work/api-b.err" "$work/pg/postgres.log"
 
 proxy_port=$(free_port)
 "$src/deploy/render" nginx "$work/nginx" "$proxy_port" "$port_a" "$port_b" ||
-  { echo "FAIL: deploy/render nginx failed"; exit 1; }
+  abort "deploy/render nginx failed"
 nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -g 'daemon off;' \
   >"$work/nginx.out" 2>&1 &
 pids+=($!)
 P=http://127.0.0.1:$proxy_port
-wait_ready "$P/health" "nginx" || { cat "$work/nginx.out" "$work/nginx/error.log"; exit 1; }
+wait_ready "$P/health" "${pids[-1]}" || abort "nginx on :$proxy_port did not answer /health" "$work/nginx.out" "$work/nginx/error.log"
 ok "nginx on :$proxy_port in front of :$port_a and :$port_b ($(elapsed "$started") s to start all)"
 
 token() { (cd / && env -i BETTER_AUTH_SECRET="$secret" "$bin" token --sub "$1" --ttl 600); }
