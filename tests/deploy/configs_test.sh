@@ -25,6 +25,10 @@ started=$(date +%s.%N)
 nginx_conf=$src/deploy/nginx/todo-api.conf
 haproxy_cfg=$src/deploy/haproxy/haproxy.cfg
 unit=$src/deploy/systemd/todo-api.service
+for f in "$nginx_conf" "$haproxy_cfg" "$unit" "$src/deploy/systemd/env.example" "$src/deploy/render" \
+  "$src/deploy/k8s/todo-api.yaml" "$src/tests/deploy/k8s_check.mjs"; do
+  [ -s "$f" ] || { echo "FAIL: $f is missing or empty"; exit 1; }
+done
 has() { grep -Eq "$2" "$1"; } # has FILE REGEX
 # same_except FILE RENDERED SKIP-REGEX: the lines of FILE that SKIP-REGEX does not match, in
 # order and untouched (indentation aside), are the lines of RENDERED it does not match.
