@@ -71,8 +71,9 @@ wait_ready() { # wait_ready URL PID: up to 30 s (a loaded machine), unless the p
   done
   return 1
 }
+# Instance a trusts nginx (127.0.0.1) to name the client in X-Forwarded-For; b trusts no one.
 port_a=$(free_port)
-start_api a "$port_a"
+start_api a "$port_a" TRUSTED_PROXIES=127.0.0.1
 # One at a time: the second must not wait on the first one's migrations for its deadline.
 wait_ready "http://127.0.0.1:$port_a/ready" "${pids[-1]}" ||
   abort "instance a (:$port_a) did not become ready" "$work/api-a.err" "$work/pg/postgres.log"
@@ -271,6 +272,37 @@ if [ "$n_a" -ge 5 ] && [ "$n_b" -ge 5 ] && [ "$l_a" -ge 3 ] && [ "$l_b" -ge 3 ];
 else
   bad "requests not spread: nginx sent $n_a to a, $n_b to b; GET /api/tasks in their logs: $l_a, $l_b"
 fi
+# --- the client address in the access log: from X-Forwarded-For only behind a trusted proxy.
+# Round-robin sends some of these to each instance; each is found by its request id.
+for i in 1 2 3 4; do
+  curl -s -o /dev/null --max-time 5 -H "X-Forwarded-For: 203.0.113.7" -H "X-Request-Id: xff-$$-$i" "$P/health"
+done
+# From 127.0.0.2, a client nobody trusts, a forged X-Forwarded-For must not stick: nginx appends
+# the address it saw, and that is the one named.
+for i in 1 2 3 4; do
+  curl -s -o /dev/null --max-time 5 --interface 127.0.0.2 -H "X-Forwarded-For: 203.0.113.66" \
+    -H "X-Request-Id: forged-$$-$i" "$P/health"
+done
+sleep 0.3
+forged=$(grep -h "rid=forged-$$-" "$work/api-a.err")
+if [ -n "$forged" ] && ! grep -qv ' client=127\.0\.0\.2\( \|$\)' <<<"$forged"; then
+  ok "a forged X-Forwarded-For from an untrusted client: the log names the client nginx saw (127.0.0.2)"
+else
+  bad "a forged X-Forwarded-For from 127.0.0.2 through nginx: expected client=127.0.0.2, got: ${forged:-no line}"
+fi
+xff_a=$(grep -h "rid=xff-$$-" "$work/api-a.err")
+xff_b=$(grep -h "rid=xff-$$-" "$work/api-b.err")
+if [ -n "$xff_a" ] && ! grep -qv ' client=203\.0\.113\.7\( \|$\)' <<<"$xff_a"; then
+  ok "TRUSTED_PROXIES=127.0.0.1: the access log names the X-Forwarded-For client ($(grep -o 'client=[^ ]*' <<<"$xff_a" | sort -u | tr '\n' ' '))"
+else
+  bad "TRUSTED_PROXIES=127.0.0.1: expected client=203.0.113.7 on every line, got: ${xff_a:-no line}"
+fi
+if [ -n "$xff_b" ] && ! grep -qv ' client=127\.0\.0\.1\( \|$\)' <<<"$xff_b"; then
+  ok "no TRUSTED_PROXIES: the access log names the peer, not X-Forwarded-For ($(grep -o 'client=[^ ]*' <<<"$xff_b" | sort -u | tr '\n' ' '))"
+else
+  bad "no TRUSTED_PROXIES: expected client=127.0.0.1 on every line, got: ${xff_b:-no line}"
+fi
+
 grep -q '\[\(error\|crit\|alert\|emerg\)\]' "$work/nginx/error.log" &&
   bad "nginx logged errors: $(grep '\[\(error\|crit\|alert\|emerg\)\]' "$work/nginx/error.log" | head -3)" ||
   ok "nginx's error log has no error"
