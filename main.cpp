@@ -91,8 +91,6 @@ int serve(const todo::settings& cfg) {
   db_cfg.queue_limit = cfg.db_queue_limit;
   db_cfg.max_batch = cfg.group_commit_max;
   db_cfg.idempotency_ttl_s = cfg.idempotency_ttl_s;
-  db_cfg.instance_id = random_prefix();
-  db_cfg.instance_id.pop_back(); // drop the '-'
 
   todo::trace::enable(cfg.trace_stages);
   auto db = todo::db::spawn_db_pool(sys, db_cfg);
@@ -146,23 +144,32 @@ int serve(const todo::settings& cfg) {
   hub_limits.replay_events = cfg.sse_replay_events;
   todo::http::event_hub hub{hub_limits};
 
-  // LISTEN/NOTIFY: other instances' writes invalidate our cached users; every write (ours
-  // too) feeds the event hub. After a reconnect both start over (notifications may be lost).
+  // LISTEN/NOTIFY: every committed change (ours, other instances', psql's) updates the
+  // user's cached copy in place, if a TaskManager holds one, and feeds the event hub. After a
+  // reconnect both start over (notifications may have been lost).
   bool caching = cfg.cache_tasks_per_user > 0;
   std::optional<todo::db::change_listener> listener;
   listener.emplace(
-    todo::db::with_timeouts(cfg.database_url, db_timeout), db_cfg.instance_id,
-    [registries, caching](const std::string& user) {
+    todo::db::with_timeouts(cfg.database_url, db_timeout),
+    [registries, caching, &hub](const todo::task_change& change) {
+      todo::http::publish_change(hub, change);
       if (caching)
-        caf::anon_send(todo::shard_for(registries, user), todo::atom::invalidate::value, user);
+        caf::anon_send(todo::shard_for(registries, change.user), todo::atom::apply::value,
+                       change);
     },
-    [&hub](const std::string& payload) { todo::http::publish_change(hub, payload); },
     [registries, caching, &hub] {
       if (caching)
         for (const auto& r : registries)
           caf::anon_send(r, todo::atom::invalidate::value);
       hub.reset_all();
     });
+
+  // Serve only once the feed is listening: a cache filled or a stream opened before would
+  // miss what was committed meanwhile.
+  if (!listener->wait_connected(std::chrono::milliseconds(std::min<int64_t>(
+        cfg.db_timeout_ms + cfg.db_connect_wait_ms, 10000))))
+    todo::log::warn("the change listener is not connected yet; serving anyway (caches and "
+                    "event streams are reset when it connects)");
 
   // Expired Idempotency-Keys go in the background.
   todo::db::key_janitor janitor{todo::db::with_timeouts(cfg.database_url, db_timeout),

@@ -41,6 +41,7 @@ using courier_job_ptr = std::shared_ptr<courier_job>;
 // only ever travel between local actors, so they never need serializing.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_outcome>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::courier_job_ptr)
@@ -57,6 +58,7 @@ using count = caf::atom_constant<caf::atom("count")>;
 using jwks = caf::atom_constant<caf::atom("jwks")>;
 using batch = caf::atom_constant<caf::atom("batch")>;
 using invalidate = caf::atom_constant<caf::atom("invalidate")>;
+using apply = caf::atom_constant<caf::atom("apply")>;
 using shed = caf::atom_constant<caf::atom("shed")>;
 using claims = caf::atom_constant<caf::atom("claims")>;
 } // namespace atom
@@ -90,8 +92,10 @@ using db_worker_actor = db_actor;
 using task_manager_actor = caf::typed_actor<
   // Runs one command for this actor's user.
   caf::replies_to<atom::exec, task_cmd>::with<task_result>,
-  // Drops the cached copy of this user's tasks (another process changed them).
-  caf::reacts_to<atom::invalidate>>;
+  // Drops the cached copy of this user's tasks (changes may have been missed).
+  caf::reacts_to<atom::invalidate>,
+  // Brings the cached copy of one task up to date with a committed change (any writer's).
+  caf::reacts_to<atom::apply, task_change>>;
 
 /// Owns the task managers: spawns one per user on demand, evicts idle ones.
 using user_registry_actor = caf::typed_actor<
@@ -101,6 +105,8 @@ using user_registry_actor = caf::typed_actor<
   caf::reacts_to<atom::tick>,
   // Tells the user's manager (if any) that its cache is stale.
   caf::reacts_to<atom::invalidate, std::string>,
+  // Hands a committed change to the user's manager (if any) for its cache.
+  caf::reacts_to<atom::apply, task_change>,
   // Tells every manager that its cache is stale (notifications may have been missed).
   caf::reacts_to<atom::invalidate>,
   // Evicts this shard's users chosen for eviction over the cache budget.

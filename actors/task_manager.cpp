@@ -79,6 +79,24 @@ void cache_put(task_manager_state& st, task t) {
   st.cache_bytes += heap_bytes(i->second);
 }
 
+bool same_content(const task& a, const task& b) {
+  return a.completed == b.completed && a.updated_us == b.updated_us &&
+         a.created_us == b.created_us && a.title == b.title && a.description == b.description;
+}
+
+// Puts a committed copy of a task unless the cache holds a newer one (a later change, from
+// another writer, that reached us first) or this very one. An equal version with other
+// content counts as newer: a writer outside the service may not bump the version.
+bool cache_offer(task_manager_state& st, task t) {
+  if (auto i = st.cache->find(t.id); i != st.cache->end()) {
+    const auto& held = i->second.value;
+    if (held.version > t.version || (held.version == t.version && same_content(held, t)))
+      return false;
+  }
+  cache_put(st, std::move(t));
+  return true;
+}
+
 void cache_erase(task_manager_state& st, int64_t id) {
   if (auto i = st.cache->find(id); i != st.cache->end()) {
     st.cache_bytes -= heap_bytes(i->second);
@@ -102,9 +120,14 @@ void apply_to_cache(self_ptr self, const task_cmd& cmd, const task_result& r) {
     return;
   if (cmd.kind == op::remove) {
     cache_erase(st, cmd.id);
+    // Until the feed brings this delete back, a late "created" of the same row must not
+    // bring it back to life.
+    st.deleted_here.push_back(cmd.id);
+    if (st.deleted_here.size() > 64)
+      st.deleted_here.pop_front();
   } else {
     for (const auto& t : r.rows)
-      cache_put(st, t);
+      cache_offer(st, t);
     if (st.cache->size() > st.cache_limit) {
       cache_drop(st);
       st.too_big = true;
@@ -112,6 +135,8 @@ void apply_to_cache(self_ptr self, const task_cmd& cmd, const task_result& r) {
   }
   publish(st);
 }
+
+void read_from_db(self_ptr self, task_cmd cmd, promise rp);
 
 void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
   const auto& cache = *self->state.cache;
@@ -121,7 +146,10 @@ void answer_from_cache(self_ptr self, const task_cmd& cmd, promise rp) {
   }
   auto i = cache.find(cmd.id);
   if (i == cache.end()) {
-    rp.deliver(caf::make_error(errc::task_not_found));
+    // Not held here: it may have been created on another instance a moment ago (its
+    // notification still on the way), so the database answers, not the cache. The row is
+    // not kept: only the feed and our own writes change the cache, in commit order.
+    read_from_db(self, cmd, std::move(rp));
     return;
   }
   task_result r;
@@ -141,7 +169,6 @@ bool expired(const task_cmd& cmd) {
 }
 
 void mutate(self_ptr self, task_cmd cmd, promise rp);
-void check_then_mutate(self_ptr self, task_cmd cmd, promise rp);
 void drain(self_ptr self);
 
 // Renders an answer's JSON when the cache did not supply it: the one place a reply becomes
@@ -169,27 +196,31 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
       answer_from_cache(self, cmd, rp);
       return;
     }
-    auto kind = cmd.kind;
-    self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
-      .then(
-        [self, rp, kind](task_result& r) mutable {
-          forget_request_timeout(self);
-          render(kind, r);
-          rp.deliver(std::move(r));
-        },
-        [self, rp](caf::error& err) mutable {
-          forget_request_timeout(self);
-          rp.deliver(as_service_error(std::move(err)));
-        });
+    read_from_db(self, std::move(cmd), std::move(rp));
     return;
   }
-  if (cmd.if_match && cmd.idem_key.empty()) {
-    // (With an Idempotency-Key the worker checks If-Match in the write's transaction, after
-    // the key: a retry of a conditional write that succeeded gets its answer, not a 412.)
-    check_then_mutate(self, std::move(cmd), rp);
-    return;
-  }
+  // If-Match is checked by the DB worker on the locked row, inside the write's transaction:
+  // never against the cache, which another instance's write may not have reached yet (a
+  // stale match would be a lost update). With an Idempotency-Key it comes after the key: a
+  // retry of a conditional write that succeeded gets its answer, not a 412.
   mutate(self, std::move(cmd), rp);
+}
+
+// Answers a read from the database; the user's later requests need not wait for it.
+void read_from_db(self_ptr self, task_cmd cmd, promise rp) {
+  auto& st = self->state;
+  auto kind = cmd.kind;
+  self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
+    .then(
+      [self, rp, kind](task_result& r) mutable {
+        forget_request_timeout(self);
+        render(kind, r);
+        rp.deliver(std::move(r));
+      },
+      [self, rp](caf::error& err) mutable {
+        forget_request_timeout(self);
+        rp.deliver(as_service_error(std::move(err)));
+      });
 }
 
 // The error handler of a call the user's later requests wait for: answers, then goes on.
@@ -205,44 +236,6 @@ auto busy_call_failed(self_ptr self, promise rp) {
 // Runs a conditional mutation (If-Match): 412 unless the task's current ETag is listed. The
 // check and the mutation are one step of this user's queue, so no other request of this
 // instance can slip between them.
-void check_then_mutate(self_ptr self, task_cmd cmd, promise rp) {
-  auto& st = self->state;
-  auto decide = [self, rp](task_cmd& cmd, const std::string& etag) mutable {
-    if (!etag_listed(*cmd.if_match, etag, true))
-      rp.deliver(caf::make_error(errc::precondition_failed));
-    else
-      mutate(self, std::move(cmd), rp);
-  };
-  if (st.cache) {
-    auto i = st.cache->find(cmd.id);
-    if (i == st.cache->end()) {
-      rp.deliver(caf::make_error(errc::task_not_found));
-      return;
-    }
-    decide(cmd, i->second.etag);
-    return;
-  }
-  task_cmd fetch;
-  fetch.kind = op::fetch;
-  fetch.id = cmd.id;
-  st.busy = true;
-  self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(fetch))
-    .then(
-      [self, rp, cmd, decide](task_result& r) mutable {
-        forget_request_timeout(self);
-        self->state.busy = false;
-        if (r.rows.empty()) {
-          rp.deliver(caf::make_error(errc::task_not_found));
-        } else {
-          std::string json;
-          write_task(json, r.rows.front());
-          decide(cmd, etag_of(json)); // may make the user busy again (the write)
-        }
-        drain(self);
-      },
-      busy_call_failed(self, rp));
-}
-
 // Applies one committed write to the cache and answers it.
 void write_done(self_ptr self, const task_cmd& cmd, promise& rp, task_result r) {
   if (r.replayed) {
@@ -253,12 +246,62 @@ void write_done(self_ptr self, const task_cmd& cmd, promise& rp, task_result r) 
   apply_to_cache(self, cmd, r);
   if (self->state.cache && r.rows.size() == 1) {
     auto i = self->state.cache->find(r.rows.front().id);
-    if (i != self->state.cache->end())
+    if (i != self->state.cache->end() && i->second.value.version == r.rows.front().version &&
+        same_content(i->second.value, r.rows.front()))
       r.json = i->second.json; // rendered once, for the cache and this answer
   }
   render(cmd.kind, r);
   trace::mark(cmd.trace, trace::answered);
   rp.deliver(std::move(r));
+}
+
+// Brings the cache up to date with one committed change from the feed (any writer's, ours
+// too, in commit order). Without a cache there is nothing to update, but a load in flight may
+// have read the rows before this change: it will not be kept.
+void apply_change(task_manager_state& st, task_change& change) {
+  auto& m = metrics::actors();
+  if (!st.cache) {
+    ++st.invalidations;
+    return;
+  }
+  auto id = change.row.id;
+  bool changed = false;
+  switch (change.what) {
+    case task_change::kind::deleted: {
+      changed = st.cache->count(id) > 0;
+      cache_erase(st, id);
+      auto i = std::find(st.deleted_here.begin(), st.deleted_here.end(), id);
+      if (i != st.deleted_here.end())
+        st.deleted_here.erase(i); // our own delete came back: nothing older can follow
+      break;
+    }
+    case task_change::kind::created:
+      if (std::find(st.deleted_here.begin(), st.deleted_here.end(), id) !=
+          st.deleted_here.end())
+        break; // we deleted it since
+      changed = cache_offer(st, std::move(change.row));
+      break;
+    case task_change::kind::updated:
+      // A row we do not hold was deleted here since (or never was this user's to us).
+      if (st.cache->count(id) > 0)
+        changed = cache_offer(st, std::move(change.row));
+      break;
+    case task_change::kind::unknown:
+      // Too big for the notification: forget the user's copy; the next read reloads it.
+      ++st.invalidations;
+      cache_drop(st);
+      st.too_big = false;
+      publish(st);
+      m.cache_changes_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+  }
+  if (st.cache->size() > st.cache_limit) {
+    cache_drop(st);
+    st.too_big = true;
+  }
+  publish(st);
+  (changed ? m.cache_changes_applied : m.cache_changes_skipped)
+    .fetch_add(1, std::memory_order_relaxed);
 }
 
 // Answers one failed write and makes the cache forget what may have changed.
@@ -395,6 +438,7 @@ void start(self_ptr self, task_cmd cmd, promise rp) {
   }
   // First read: load the user's tasks; later requests wait meanwhile.
   st.busy = true;
+  metrics::actors().cache_loads.fetch_add(1, std::memory_order_relaxed);
   auto seen = st.invalidations;
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id,
                 load_command(st.cache_limit))
@@ -553,7 +597,9 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
       cache_drop(self->state);
       self->state.too_big = false;
       publish(self->state);
+      metrics::actors().cache_changes_dropped.fetch_add(1, std::memory_order_relaxed);
     },
+    [self](atom::apply, task_change& change) { apply_change(self->state, change); },
   };
 }
 

@@ -83,6 +83,9 @@ struct task_manager_state {
   /// write, a conditional write's check, the cache load); they wait in `queue`, in order.
   bool busy = false;
   uint64_t invalidations = 0; // invalidate messages so far (a load in flight checks it)
+  /// Tasks this manager deleted whose delete the change feed has not brought back yet: a
+  /// late "created" of one of them is not applied (at most the last 64).
+  std::deque<int64_t> deleted_here;
   /// Idempotency-Keys of this user's writes that are queued or running, with their request
   /// fingerprints: the same key again meanwhile is 409 (same request) or 422 (another one).
   std::unordered_map<std::string, std::string> keys_in_flight;

@@ -41,6 +41,10 @@ struct actor_metrics {
   counter db_errors_unavailable{0}; // database calls that failed: no connection, timeout
   counter db_errors_other{0};       // ... any other database error (a 500)
   histogram<9> batch_size{{1, 2, 4, 8, 16, 32, 64, 256, 1024}, {}, {0}}; // statements per commit
+  counter cache_loads{0};            // a user's tasks loaded into its TaskManager's cache
+  counter cache_changes_applied{0};  // committed changes from the feed that updated a cache
+  counter cache_changes_skipped{0};  // ... that the cache already had (or a newer copy)
+  counter cache_changes_dropped{0};  // caches dropped instead (feed reconnect, row too big)
   counter token_courier_hits{0};    // token verdicts found in a courier's cache
   counter token_courier_misses{0};  // ... not found there (asked the auth actor)
   counter token_auth_hits{0};       // found in the auth actor's cache

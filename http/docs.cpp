@@ -43,8 +43,14 @@ std::string default_docs_dir() {
     return "swagger-ui/node_modules/swagger-ui-dist";
   std::string exe{buf, static_cast<size_t>(n)};
   auto slash = exe.rfind('/');
-  return exe.substr(0, slash == std::string::npos ? 0 : slash) +
-         "/swagger-ui/node_modules/swagger-ui-dist";
+  auto bin = exe.substr(0, slash == std::string::npos ? 0 : slash);
+  auto beside = bin + "/swagger-ui/node_modules/swagger-ui-dist"; // a build tree
+  // `cmake --install`: <prefix>/bin/todo-api and <prefix>/share/todo-api/swagger-ui-dist.
+  auto installed = bin + "/../share/todo-api/swagger-ui-dist";
+  std::ifstream probe{beside + "/swagger-ui.css"};
+  if (!probe && std::ifstream{installed + "/swagger-ui.css"})
+    return installed;
+  return beside;
 }
 
 docs_assets load_docs_assets(const std::string& dir) {

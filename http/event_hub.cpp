@@ -4,7 +4,6 @@
 #include <charconv>
 #include <functional>
 
-#include <boost/json.hpp>
 
 #include "actors/model/task_json.hpp"
 
@@ -164,44 +163,26 @@ void event_hub::reset_all() {
   }
 }
 
-void publish_change(event_hub& hub, const std::string& payload) {
-  namespace json = boost::json;
-  boost::system::error_code ec;
-  auto v = json::parse(payload, ec);
-  if (ec || !v.is_object())
-    return;
-  const auto& o = v.get_object();
-  const auto* user = o.if_contains("u");
-  const auto* op = o.if_contains("op");
-  const auto* id = o.if_contains("id");
-  if (!user || !user->is_string() || !op || !op->is_string() || !id || !id->is_int64())
-    return;
-  std::string who{user->get_string()};
-  if (!hub.followed(who))
+void publish_change(event_hub& hub, const task_change& change) {
+  if (!hub.followed(change.user))
     return; // most writes: nobody follows their user on this instance
-  std::string_view kind = op->get_string();
-  if (kind == "d") {
-    hub.publish(who, "task.deleted", "{\"id\":" + std::to_string(id->get_int64()) + "}");
-    return;
-  }
-  if (kind != "c" && kind != "u") {
-    hub.reset_user(who); // "big": the row did not fit; the client refetches
-    return;
-  }
-  try {
-    task t;
-    t.id = id->get_int64();
-    t.title = std::string{o.at("title").as_string()};
-    if (const auto& d = o.at("description"); d.is_string())
-      t.description = std::string{d.get_string()};
-    t.completed = o.at("completed").as_bool();
-    t.created_us = o.at("c").to_number<int64_t>();
-    t.updated_us = o.at("m").to_number<int64_t>();
-    std::string data;
-    write_task(data, t);
-    hub.publish(who, kind == "c" ? "task.created" : "task.updated", data);
-  } catch (const std::exception&) {
-    hub.reset_user(who);
+  switch (change.what) {
+    case task_change::kind::deleted:
+      hub.publish(change.user, "task.deleted",
+                  "{\"id\":" + std::to_string(change.row.id) + "}");
+      return;
+    case task_change::kind::created:
+    case task_change::kind::updated: {
+      std::string data;
+      write_task(data, change.row);
+      hub.publish(change.user,
+                  change.what == task_change::kind::created ? "task.created" : "task.updated",
+                  data);
+      return;
+    }
+    case task_change::kind::unknown:
+      hub.reset_user(change.user); // the row did not fit: the client refetches
+      return;
   }
 }
 

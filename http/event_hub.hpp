@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/model/model.hpp"
+
 namespace todo::http {
 
 /// One ready-to-send piece of an event stream ("id: ...\nevent: ...\ndata: ...\n\n").
@@ -103,9 +105,9 @@ private:
   std::atomic<uint64_t> published_{0};
 };
 
-/// Publishes one change as the trigger of migration 006 describes it (`todo_task_events`):
-/// task.created / task.updated with the task's JSON as the API renders it, task.deleted with
-/// {"id": N}; a row too big for NOTIFY resets the user's streams. Ignores what it cannot read.
-void publish_change(event_hub& hub, const std::string& payload);
+/// Publishes one change of the feed to its user's streams: task.created / task.updated with
+/// the task's JSON as the API renders it, task.deleted with {"id": N}; a row too big for
+/// NOTIFY resets the user's streams.
+void publish_change(event_hub& hub, const task_change& change);
 
 } // namespace todo::http

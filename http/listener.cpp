@@ -29,7 +29,19 @@ void listener::start() {
 
 void listener::stop() {
   net::post(acceptor_.get_executor(), [this] {
+    // Connections the kernel completed before now wait in the listen queue, and a proxy may
+    // have sent a request on one already: closing the listener would reset them (a POST
+    // lost in between is a 502 nobody retries). Take them first; each answers the request it
+    // carries, then closes.
     boost::system::error_code ec;
+    acceptor_.non_blocking(true, ec);
+    for (int taken = 0; !ec && taken < 4096; ++taken) {
+      auto& worker = *workers_[next_worker_++ % workers_.size()];
+      tcp::socket socket{net::make_strand(worker)};
+      acceptor_.accept(socket, ec);
+      if (!ec)
+        start_session(std::move(socket), ctx_, tls_);
+    }
     acceptor_.close(ec);
   });
 }
@@ -42,8 +54,10 @@ void listener::accept() {
   auto& worker = *workers_[next_worker_++ % workers_.size()];
   acceptor_.async_accept(net::make_strand(worker), [this](boost::system::error_code ec,
                                                           tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor_.is_open())
+    if (ec == net::error::operation_aborted)
       return;
+    // (A connection accepted just before the listener closed is still served: dropping it
+    // would reset a request its client may have sent already.)
     if (!ec) {
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
@@ -51,7 +65,10 @@ void listener::accept() {
         refuse_connection(std::move(socket), ctx_, tls_ != nullptr);
       else
         start_session(std::move(socket), ctx_, tls_);
-    } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+    }
+    if (!acceptor_.is_open())
+      return;
+    if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
       // Out of file descriptors: back off briefly instead of spinning.
       log::warn("accept failed: out of file descriptors");
       auto timer = std::make_shared<net::steady_timer>(acceptor_.get_executor(),

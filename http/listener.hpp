@@ -43,7 +43,9 @@ private:
   boost::asio::ip::tcp::acceptor acceptor_;
 };
 
-/// Starts a session on an accepted socket (defined in session.cpp).
+/// Starts a session on an accepted socket (defined in session.cpp). While the server drains,
+/// a new session still answers the one request its client may have sent already (waiting
+/// at most a second for it), then closes.
 void start_session(boost::asio::ip::tcp::socket socket, server_context& ctx,
                    boost::asio::ssl::context* tls = nullptr);
 

@@ -252,6 +252,15 @@ std::string http_metrics::render(const server_context& ctx) const {
        "Database calls that failed: unavailable (no connection, timeout) or other.");
   line(out, "todo_db_errors_total", "kind=\"unavailable\"", read(a.db_errors_unavailable));
   line(out, "todo_db_errors_total", "kind=\"other\"", read(a.db_errors_other));
+  head(out, "todo_cache_loads_total", "counter",
+       "Users' tasks loaded from the database into their TaskManager's cache.");
+  line(out, "todo_cache_loads_total", "", read(a.cache_loads));
+  head(out, "todo_cache_changes_total", "counter",
+       "Committed changes from the change feed, by what they did to the caches: applied in "
+       "place, skipped (already held, or a newer copy), or dropped a whole cache.");
+  line(out, "todo_cache_changes_total", "result=\"applied\"", read(a.cache_changes_applied));
+  line(out, "todo_cache_changes_total", "result=\"skipped\"", read(a.cache_changes_skipped));
+  line(out, "todo_cache_changes_total", "result=\"dropped\"", read(a.cache_changes_dropped));
   head(out, "todo_token_cache_requests_total", "counter",
        "Verified-token cache look-ups, by cache (courier, auth) and result.");
   line(out, "todo_token_cache_requests_total", "cache=\"courier\",result=\"hit\"",

@@ -2,6 +2,7 @@
 // read and idle timeouts, writes responses in request order, and drains on shutdown. What a
 // request means is handler.cpp's business.
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -164,11 +165,16 @@ private:
 
   // Shutting down: answer what was read, read nothing new, close an idle connection now.
   void on_drain() {
-    closing_ = true;
     if (live_) {
+      closing_ = true;
       end_stream({});
       return;
     }
+    beast::error_code avail_ec;
+    if (fresh_ && reading_ && waiting_first_byte_ &&
+        lowest().socket().available(avail_ec) > 0 && !avail_ec)
+      return; // its first request is arriving (a proxy sends at once): answer it, then close
+    closing_ = true;
     if (reading_ && waiting_first_byte_) {
       beast::error_code ec;
       lowest().socket().cancel(ec); // on_first_bytes sees operation_aborted and closes
@@ -179,7 +185,10 @@ private:
   void read_next() {
     if (live_)
       return; // a stream's connection reads no more requests (stream_read watches it)
-    if (ctx_.draining)
+    // Draining: a connection that has not sent its first request yet may still send it (it
+    // was accepted just now, or from the listen queue as the listener closed); any other
+    // reads nothing new.
+    if (ctx_.draining && !fresh_)
       closing_ = true;
     if (closing_ || slots_.size() >= max_pipeline) {
       reading_ = false;
@@ -191,7 +200,8 @@ private:
     parser_->body_limit(static_cast<std::uint64_t>(ctx_.cfg.max_body_bytes));
     if (buffer_.size() == 0) {
       // Idle between requests: wait for the first byte with the idle timeout.
-      read_deadline_ = clock::now() + idle_timeout();
+      read_deadline_ = clock::now() + (ctx_.draining && fresh_ ? std::chrono::milliseconds(1000)
+                                                                : idle_timeout());
       lowest().expires_at(read_deadline_);
       waiting_first_byte_ = true;
       stream_.async_read_some(buffer_.prepare(4096),
@@ -298,6 +308,7 @@ private:
       return;
     }
     auto req = parser_->release();
+    fresh_ = false;
     if (header)
       req.base() = std::move(*header); // without the trailer fields
     if (!req.keep_alive())
@@ -357,6 +368,7 @@ private:
     ex.request_id = next_request_id(ctx_);
     ex.keep_alive = false;
     slots_.emplace_back();
+    linger_ = true; // the client may still be sending what we refused
     respond(ex, early_response(ctx_, ex, code));
   }
 
@@ -715,12 +727,37 @@ private:
     stop_stream();
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (linger_ && !linger_buf_ && lowest().socket().is_open()) {
+      // Closing with unread bytes in the receive buffer sends a reset, which can destroy our
+      // answer (a 413, say) before the client has read it: read and drop what the client
+      // still sends, for at most a second and a megabyte, then close.
+      linger_buf_ = std::make_unique<std::array<char, 4096>>();
+      lowest().expires_after(std::chrono::seconds(1));
+      linger_read();
+      return;
+    }
     lowest().close();
+  }
+
+  void linger_read() {
+    lowest().async_read_some(
+      net::buffer(*linger_buf_), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+        self->lingered_ += n;
+        if (ec || self->lingered_ > (1u << 20)) {
+          self->lowest().close();
+          return;
+        }
+        self->linger_read();
+      });
   }
 
   Stream stream_;
   server_context& ctx_;
   std::string peer_; // the peer's address, for the access log
+  bool fresh_ = true; // no request read yet (while draining: it may read this one)
+  bool linger_ = false; // answered a request it did not read to the end: linger on close
+  std::unique_ptr<std::array<char, 4096>> linger_buf_; // while lingering
+  size_t lingered_ = 0;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<slot> slots_;

@@ -2,57 +2,75 @@
 
 #include <chrono>
 
+#include <boost/json.hpp>
 #include <pqxx/pqxx>
 
 #include "config/log.hpp"
 
 namespace todo::db {
 
+std::optional<task_change> parse_change(const std::string& payload) {
+  namespace json = boost::json;
+  boost::system::error_code ec;
+  auto v = json::parse(payload, ec);
+  if (ec || !v.is_object())
+    return std::nullopt;
+  const auto& o = v.get_object();
+  const auto* user = o.if_contains("u");
+  const auto* op = o.if_contains("op");
+  const auto* id = o.if_contains("id");
+  if (!user || !user->is_string() || !op || !op->is_string() || !id || !id->is_int64())
+    return std::nullopt;
+  task_change out;
+  out.user = std::string{user->get_string()};
+  out.row.id = id->get_int64();
+  if (const auto* ver = o.if_contains("v"); ver && ver->is_int64())
+    out.row.version = ver->get_int64();
+  std::string_view kind = op->get_string();
+  if (kind == "d") {
+    out.what = task_change::kind::deleted;
+    return out;
+  }
+  if (kind != "c" && kind != "u")
+    return out; // "big": unknown, refetch
+  try {
+    auto& t = out.row;
+    t.title = std::string{o.at("title").as_string()};
+    if (const auto& d = o.at("description"); d.is_string())
+      t.description = std::string{d.get_string()};
+    t.completed = o.at("completed").as_bool();
+    t.created_us = o.at("c").to_number<int64_t>();
+    t.updated_us = o.at("m").to_number<int64_t>();
+    out.what = kind == "c" ? task_change::kind::created : task_change::kind::updated;
+  } catch (const std::exception&) {
+    out.what = task_change::kind::unknown;
+  }
+  return out;
+}
+
 namespace {
-
-class receiver : public pqxx::notification_receiver {
-public:
-  receiver(pqxx::connection_base& c, const std::string& self_id,
-           const std::function<void(const std::string&)>& fn)
-    : pqxx::notification_receiver(c, "todo_tasks"), self_id_(self_id), fn_(fn) {
-  }
-  void operator()(const std::string& payload, int) override {
-    auto colon = payload.find(':');
-    if (colon == std::string::npos)
-      return;
-    if (colon > 0 && payload.compare(0, colon, self_id_) == 0)
-      return; // our own write: the writer's cache is already up to date
-    fn_(payload.substr(colon + 1));
-  }
-
-private:
-  const std::string& self_id_;
-  const std::function<void(const std::string&)>& fn_;
-};
 
 class event_receiver : public pqxx::notification_receiver {
 public:
-  event_receiver(pqxx::connection_base& c, const std::function<void(const std::string&)>& fn)
+  event_receiver(pqxx::connection_base& c, const std::function<void(const task_change&)>& fn)
     : pqxx::notification_receiver(c, "todo_task_events"), fn_(fn) {
   }
   void operator()(const std::string& payload, int) override {
-    fn_(payload);
+    if (auto change = parse_change(payload))
+      fn_(*change);
   }
 
 private:
-  const std::function<void(const std::string&)>& fn_;
+  const std::function<void(const task_change&)>& fn_;
 };
 
 } // namespace
 
-change_listener::change_listener(std::string conninfo, std::string instance_id,
-                                 std::function<void(const std::string&)> on_change,
-                                 std::function<void(const std::string&)> on_event,
+change_listener::change_listener(std::string conninfo,
+                                 std::function<void(const task_change&)> on_change,
                                  std::function<void()> on_reset)
   : conninfo_(std::move(conninfo)),
-    instance_id_(std::move(instance_id)),
     on_change_(std::move(on_change)),
-    on_event_(std::move(on_event)),
     on_reset_(std::move(on_reset)) {
   thread_ = std::thread([this] { run(); });
 }
@@ -63,15 +81,24 @@ change_listener::~change_listener() {
     thread_.join();
 }
 
+bool change_listener::wait_connected(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock{m_};
+  return cv_.wait_for(lock, timeout, [this] { return connected_; });
+}
+
 void change_listener::run() {
   auto backoff = std::chrono::milliseconds(100);
   bool warned = false;
   while (!stop_) {
     try {
       pqxx::connection conn{conninfo_};
-      receiver r{conn, instance_id_, on_change_};
-      event_receiver events{conn, on_event_};
+      event_receiver events{conn, on_change_};
       on_reset_();
+      {
+        std::lock_guard<std::mutex> guard{m_};
+        connected_ = true;
+      }
+      cv_.notify_all();
       if (warned)
         log::info("change listener reconnected");
       warned = false;

@@ -1,24 +1,34 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "actors/model/model.hpp"
+
 namespace todo::db {
 
-/// Listens (LISTEN todo_tasks, todo_task_events) for changes to tasks. Reports the user whose
-/// tasks another instance or program changed (`on_change`, for cache coherence), and every
-/// change of any writer as its JSON description (`on_event`, for live updates; migration 006),
-/// in commit order. Runs on a thread of its own; reconnects by itself and reports a reset
-/// after each (re)connect, since notifications may have been missed.
+/// Reads one notification of the change feed (migration 007); nullopt when it is not one.
+std::optional<task_change> parse_change(const std::string& payload);
+
+/// Listens (LISTEN todo_task_events) for every committed change to tasks, from any writer
+/// (this instance, others, psql), and reports each, in commit order (`on_change`: cache
+/// coherence and live updates). Runs on a thread of its own with its own connection (LISTEN
+/// needs a session: DATABASE_LISTEN_URL behind a transaction pooler); reconnects by itself
+/// and reports a reset after each (re)connect, since notifications may have been missed.
 class change_listener {
 public:
-  change_listener(std::string conninfo, std::string instance_id,
-                  std::function<void(const std::string& user)> on_change,
-                  std::function<void(const std::string& payload)> on_event,
+  change_listener(std::string conninfo, std::function<void(const task_change&)> on_change,
                   std::function<void()> on_reset);
   ~change_listener();
+
+  /// Waits until the first LISTEN is in place (true), or `timeout` passed (false).
+  bool wait_connected(std::chrono::milliseconds timeout);
 
   change_listener(const change_listener&) = delete;
   change_listener& operator=(const change_listener&) = delete;
@@ -27,11 +37,12 @@ private:
   void run();
 
   std::string conninfo_;
-  std::string instance_id_;
-  std::function<void(const std::string&)> on_change_;
-  std::function<void(const std::string&)> on_event_;
+  std::function<void(const task_change&)> on_change_;
   std::function<void()> on_reset_;
   std::atomic<bool> stop_{false};
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool connected_ = false; // guarded by m_
   std::thread thread_;
 };
 

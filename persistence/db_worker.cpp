@@ -57,6 +57,7 @@ task read_task(const pqxx::row& r, pqxx::row::size_type first = 0) {
   t.completed = r[first + 3].as<bool>();
   t.created_us = r[first + 4].as<int64_t>();
   t.updated_us = r[first + 5].as<int64_t>();
+  t.version = r[first + 6].as<int64_t>();
   return t;
 }
 
@@ -106,7 +107,7 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
       for (const auto& row : r)
         out.rows.push_back(read_task(row));
       if (!r.empty()) {
-        out.total = r[0][6].as<int64_t>();
+        out.total = r[0][7].as<int64_t>();
       } else if (q.offset > 0) {
         // Past the last page the window count is gone: ask for it.
         static const char* counts[] = {"count_all", "count_pending", "count_completed"};
@@ -140,15 +141,17 @@ task_result replay_of(const pqxx::row& row) {
   return out;
 }
 
-// Runs a mutation that carries an Idempotency-Key inside `tx`, which must be a real
-// transaction: claims the key, runs the mutation (checking If-Match on the locked row) and
-// stores its answer beside it; or, when the key already has a live answer, answers that one
-// and changes nothing. A mutation that fails (404, 412, ...) keeps no key: a retry runs again.
-// Throws what libpqxx throws.
-caf::expected<task_result> run_keyed(pqxx::transaction_base& tx, const std::string& user,
-                                     const task_cmd& cmd, int64_t ttl_s) {
+// Runs a mutation that carries an Idempotency-Key or an If-Match inside `tx`, which must be a
+// real transaction: claims the key, checks If-Match on the locked row (here, not against a
+// cache that another instance's write may not have reached yet), runs the mutation and
+// stores its answer beside the key; or, when the key already has a live answer, answers that
+// one and changes nothing. A mutation that fails (404, 412, ...) keeps no key: a retry runs
+// again. Throws what libpqxx throws.
+caf::expected<task_result> run_checked(pqxx::transaction_base& tx, const std::string& user,
+                                       const task_cmd& cmd, int64_t ttl_s) {
   const auto& key = cmd.idem_key;
-  for (int attempt = 0;; ++attempt) {
+  const bool keyed = !key.empty();
+  for (int attempt = 0; keyed; ++attempt) {
     if (!tx.exec_prepared("idem_claim", user, key, cmd.idem_fingerprint, ttl_s).empty())
       break; // ours
     auto prev = tx.exec_prepared("idem_get", user, key);
@@ -162,7 +165,8 @@ caf::expected<task_result> run_keyed(pqxx::transaction_base& tx, const std::stri
       return caf::make_error(errc::db_unavailable);
   }
   auto failed = [&](errc code) -> caf::expected<task_result> {
-    tx.exec_prepared("idem_forget", user, key);
+    if (keyed)
+      tx.exec_prepared("idem_forget", user, key);
     return caf::make_error(code);
   };
   if (cmd.if_match) {
@@ -177,6 +181,8 @@ caf::expected<task_result> run_keyed(pqxx::transaction_base& tx, const std::stri
   auto r = run(tx, user, cmd);
   if (!r)
     return failed(static_cast<errc>(r.error().code()));
+  if (!keyed)
+    return r;
   int64_t task_id = cmd.id;
   if (cmd.kind != op::remove && !r->rows.empty()) {
     write_task(r->json, r->rows.front());
@@ -187,8 +193,9 @@ caf::expected<task_result> run_keyed(pqxx::transaction_base& tx, const std::stri
   return r;
 }
 
-bool keyed(const db_job& j) {
-  return !j.cmd.idem_key.empty();
+// A job that needs statements of its own (run_checked), not the set statements.
+bool checked(const db_job& j) {
+  return !j.cmd.idem_key.empty() || j.cmd.if_match;
 }
 
 // Builds a PostgreSQL array literal; nullopt elements are NULL.
@@ -383,8 +390,6 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       {
         pqxx::nontransaction tx{h->conn};
         tx.exec("SET statement_timeout = " + std::to_string(ms));
-        if (!st.cfg.instance_id.empty())
-          tx.exec("SET todo.instance = " + tx.quote(st.cfg.instance_id));
       }
       for (const auto& s : sql::all_statements())
         h->conn.prepare(s.name, s.text);
@@ -422,13 +427,13 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
     }
     try {
       caf::expected<task_result> r{caf::error{}};
-      if (cmd.idem_key.empty()) {
+      if (cmd.idem_key.empty() && !cmd.if_match) {
         pqxx::nontransaction tx{*conn};
         r = run(tx, user, cmd);
       } else {
-        // The key and the write commit together, or neither does.
+        // The key and the write commit together, or neither does; If-Match holds the row.
         pqxx::work tx{*conn};
-        r = run_keyed(tx, user, cmd, self->state.cfg.idempotency_ttl_s);
+        r = run_checked(tx, user, cmd, self->state.cfg.idempotency_ttl_s);
         tx.commit();
       }
       if (r)
@@ -466,7 +471,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       try {
         auto rounds = rounds_of(jobs);
         if (rounds.size() == 1 && kinds_in(jobs) == 1 &&
-            std::none_of(jobs.begin(), jobs.end(), keyed)) {
+            std::none_of(jobs.begin(), jobs.end(), checked)) {
           pqxx::nontransaction tx{*conn};
           if (run_set(tx, jobs, out))
             return out;
@@ -483,8 +488,8 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
           std::vector<size_t> plain;
           part.reserve(round.size());
           for (auto i : round) {
-            if (keyed(jobs[i])) {
-              auto r = run_keyed(tx, jobs[i].user, jobs[i].cmd, ttl_s);
+            if (checked(jobs[i])) {
+              auto r = run_checked(tx, jobs[i].user, jobs[i].cmd, ttl_s);
               if (r)
                 out[i].result = std::move(*r);
               else

@@ -14,7 +14,6 @@ struct db_config {
   caf::timespan timeout = std::chrono::seconds(2); // statement and connect timeout
   size_t pool_size = 4;
   size_t queue_limit = 4096;         // jobs waiting for a worker; beyond: errc::overloaded
-  std::string instance_id;           // tags this instance's writes for the change listener
   size_t max_batch = 64;             // mutations per group commit (1: no group commit)
   int64_t idempotency_ttl_s = 86400; // an Idempotency-Key's answer is replayed this long
 };

@@ -24,13 +24,17 @@ std::vector<statement> make_statements() {
      "description = CASE WHEN $4::boolean THEN $5::text ELSE description END, "
      "completed = COALESCE($6::boolean, completed), "
      "updated_at = CASE WHEN $3::text IS NULL AND NOT $4::boolean AND $6::boolean IS NULL "
-     "THEN updated_at ELSE now() END "
+     "THEN updated_at ELSE now() END, "
+     "version = CASE WHEN $3::text IS NULL AND NOT $4::boolean AND $6::boolean IS NULL "
+     "THEN version ELSE version + 1 END "
      "WHERE id = $1 AND user_id = $2 RETURNING " + cols},
     // $3 null flips; a value sets (idempotent: setting the current value changes nothing).
     {"complete",
      "UPDATE tasks SET completed = COALESCE($3::boolean, NOT completed), "
      "updated_at = CASE WHEN $3::boolean IS NOT NULL AND completed = $3::boolean "
-     "THEN updated_at ELSE now() END "
+     "THEN updated_at ELSE now() END, "
+     "version = CASE WHEN $3::boolean IS NOT NULL AND completed = $3::boolean "
+     "THEN version ELSE version + 1 END "
      "WHERE id = $1 AND user_id = $2 RETURNING " + cols},
     {"remove", "DELETE FROM tasks WHERE id = $1 AND user_id = $2"},
     // If-Match under an Idempotency-Key is checked inside the write's transaction.
@@ -61,14 +65,18 @@ std::vector<statement> make_statements() {
      "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
      "completed = COALESCE(x.c, k.completed), "
      "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
-     "THEN k.updated_at ELSE now() END "
+     "THEN k.updated_at ELSE now() END, "
+     "version = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+     "THEN k.version ELSE k.version + 1 END "
      "FROM unnest($1::int8[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::boolean[]) "
      "AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
        cols},
     {"complete_many",
      "UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
      "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
-     "THEN k.updated_at ELSE now() END "
+     "THEN k.updated_at ELSE now() END, "
+     "version = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+     "THEN k.version ELSE k.version + 1 END "
      "FROM unnest($1::int8[], $2::text[], $3::boolean[]) AS x(i, u, v) "
      "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " + cols},
     {"remove_many",

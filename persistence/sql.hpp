@@ -8,11 +8,12 @@
 
 namespace todo::sql {
 
-/// Columns of a task row as the workers read them: timestamps as microseconds since epoch.
+/// Columns of a task row as the workers read them: timestamps as microseconds since epoch,
+/// then the row's version (migration 007).
 inline constexpr const char* task_columns =
   "id, title, description, completed, "
   "(extract(epoch from created_at) * 1000000)::int8, "
-  "(extract(epoch from updated_at) * 1000000)::int8";
+  "(extract(epoch from updated_at) * 1000000)::int8, version";
 
 struct statement {
   std::string name;

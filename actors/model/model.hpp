@@ -17,6 +17,21 @@ struct task {
   bool completed = false;
   int64_t created_us = 0; // microseconds since the Unix epoch, UTC
   int64_t updated_us = 0;
+  int64_t version = 0; // bumped by every change (migration 007): orders copies of one row
+};
+
+/// One committed change of a user's task, from the database's change feed (every writer, in
+/// commit order; persistence/change_listener.cpp).
+struct task_change {
+  enum class kind : uint8_t {
+    created,
+    updated,
+    deleted,
+    unknown, // the row did not fit a notification: whoever holds a copy must refetch
+  };
+  kind what = kind::unknown;
+  std::string user;
+  task row; // all fields for created and updated; the id (and version) otherwise
 };
 
 enum class task_status : uint8_t { all, pending, completed };

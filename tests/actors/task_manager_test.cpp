@@ -217,13 +217,16 @@ TEST_CASE_METHOD(manager_fixture, "reads are answered from the cache after one l
   auto missing = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, 424242));
   REQUIRE_FALSE(missing);
   CHECK(missing.error() == errc::task_not_found);
+  // An id the cache does not hold is asked of the database (another instance may have
+  // created it a moment ago).
+  CHECK(data->log.size() == after_create + 1);
   // Another process changed the data: after an invalidation the next read reloads.
   data->rows["alice"][made->rows[0].id].title = "changed elsewhere";
   caf::anon_send(alice, atom::invalidate::value);
   auto got = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, made->rows[0].id));
   REQUIRE(got);
   CHECK(got->rows.at(0).title == "changed elsewhere");
-  CHECK(data->log.size() == after_create + 1);
+  CHECK(data->log.size() == after_create + 2);
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }
 
@@ -420,4 +423,154 @@ TEST_CASE_METHOD(manager_fixture, "a key in flight is 409 (same request) or 422 
   CHECK(cached->rows.at(0).title == "milk");
   auto mismatch = ask<task_result>(alice, atom::exec::value, keyed(op::update, "update"));
   CHECK(mismatch.error() == errc::idempotency_mismatch);
+}
+
+namespace {
+
+task_change change_of(task_change::kind what, task row) {
+  task_change c;
+  c.what = what;
+  c.user = "alice";
+  c.row = std::move(row);
+  return c;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(manager_fixture, "the change feed updates a cache in place, and an older copy "
+                                  "never overwrites a newer one") {
+  auto alice = spawn_manager("alice");
+  auto id = milk_cached(alice);
+  auto fetch = [&](int64_t which) { return ask<task_result>(alice, atom::exec::value,
+                                                            by_id(op::fetch, which)); };
+  auto cached = [&](int64_t which) {
+    auto r = fetch(which);
+    REQUIRE(r);
+    return r->rows.at(0);
+  };
+  auto base = cached(id);
+  REQUIRE(base.version == 1);
+  auto reads = data->log.size();
+
+  // Another instance renamed it (version 2): applied without a database read.
+  auto v2 = base;
+  v2.title = "oat milk";
+  v2.version = 2;
+  v2.updated_us = base.updated_us + 10;
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, v2));
+  run();
+  CHECK(cached(id).title == "oat milk");
+  // A late copy (version 1) changes nothing; the same copy again neither.
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, base));
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, v2));
+  run();
+  CHECK(cached(id).title == "oat milk");
+  // A writer that does not bump the version (psql): same version, other content: applied.
+  auto manual = v2;
+  manual.completed = true;
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, manual));
+  run();
+  CHECK(cached(id).completed);
+  // Created elsewhere: listed and fetched from the cache.
+  task other;
+  other.id = 4242;
+  other.title = "from B";
+  other.version = 1;
+  other.created_us = other.updated_us = base.created_us + 1;
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::created, other));
+  run();
+  CHECK(cached(4242).title == "from B");
+  task_cmd list;
+  list.kind = op::list;
+  auto listed = ask<task_result>(alice, atom::exec::value, list);
+  REQUIRE(listed);
+  CHECK(listed->total == 2);
+  // Deleted elsewhere: gone.
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::deleted, other));
+  run();
+  listed = ask<task_result>(alice, atom::exec::value, list);
+  REQUIRE(listed);
+  CHECK(listed->total == 1);
+  // An update of a row the cache does not hold (deleted here since) is not applied.
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, other));
+  run();
+  listed = ask<task_result>(alice, atom::exec::value, list);
+  REQUIRE(listed);
+  CHECK(listed->total == 1);
+  CHECK(data->log.size() == reads); // all of it from the cache
+
+  // Our own write answers with what it committed even when a newer copy from the feed got
+  // into the cache first; the cache keeps the newer one.
+  data->rows["alice"][id].version = 5; // the database has seen versions 3..5 meanwhile
+  task_cmd toggle = by_id(op::complete, id);
+  auto newer = cached(id);
+  newer.version = 9;
+  newer.title = "newest";
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::updated, newer));
+  run();
+  auto done = ask<task_result>(alice, atom::exec::value, toggle);
+  REQUIRE(done);
+  CHECK(done->rows.at(0).version == 6);
+  CHECK(done->json.find("\"title\":\"milk\"") != std::string::npos); // what it committed
+  CHECK(cached(id).title == "newest");
+
+  // A late "created" of a row this manager deleted does not bring it back.
+  auto gone = ask<task_result>(alice, atom::exec::value, test::create_cmd("short-lived"));
+  REQUIRE(gone);
+  auto gone_row = gone->rows.at(0);
+  REQUIRE(ask<task_result>(alice, atom::exec::value, by_id(op::remove, gone_row.id)));
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::created, gone_row));
+  run();
+  reads = data->log.size();
+  CHECK(fetch(gone_row.id).error() == errc::task_not_found);
+  CHECK(data->log.size() == reads + 1); // not held: the database answered
+
+  // A row too big for the notification: the cache is dropped and reloads on the next read.
+  caf::anon_send(alice, atom::apply::value, change_of(task_change::kind::unknown, base));
+  run();
+  reads = data->log.size();
+  REQUIRE(ask<task_result>(alice, atom::exec::value, list));
+  CHECK(data->log.size() == reads + 1);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "a fetch the cache cannot answer asks the database (a task "
+                                  "created on another instance a moment ago)") {
+  auto alice = spawn_manager("alice");
+  milk_cached(alice);
+  // Committed by another instance; its notification has not arrived yet.
+  task t;
+  t.id = 777;
+  t.title = "elsewhere";
+  t.version = 1;
+  data->rows["alice"][777] = t;
+  auto got = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, 777));
+  REQUIRE(got);
+  CHECK(got->rows.at(0).title == "elsewhere");
+  CHECK(got->json.find("\"elsewhere\"") != std::string::npos);
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(manager_fixture, "If-Match is checked against the database, not a cache that "
+                                  "may be stale") {
+  auto alice = spawn_manager("alice");
+  auto id = milk_cached(alice);
+  // Another instance changed the row; this cache has not heard of it yet.
+  data->rows["alice"][id].title = "changed elsewhere";
+  ++data->rows["alice"][id].version;
+  std::string stale_json, fresh_json;
+  write_task(fresh_json, data->rows["alice"][id]);
+  auto stale = ask<task_result>(alice, atom::exec::value, by_id(op::fetch, id));
+  REQUIRE(stale);
+  auto upd = by_id(op::update, id);
+  upd.patch.title = "mine";
+  upd.if_match = etag_of(stale->json); // the cache's tag: a lost update if it were believed
+  auto refused = ask<task_result>(alice, atom::exec::value, upd);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == errc::precondition_failed);
+  upd.if_match = etag_of(fresh_json); // the current tag, which the cache does not know yet
+  auto done = ask<task_result>(alice, atom::exec::value, upd);
+  REQUIRE(done);
+  CHECK(done->rows.at(0).title == "mine");
+  caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }

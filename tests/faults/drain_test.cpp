@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -158,4 +159,70 @@ TEST_CASE("the access log names the client: X-Forwarded-For counts only from a t
     CHECK_THAT(line_of(log, "/api/tasks"), Catch::EndsWith(" client=127.0.0.1"));
   }
   ::unlink(path.c_str());
+}
+
+TEST_CASE("requests waiting in the listen queue when the drain starts are answered, not reset",
+          "[drain]") {
+  // The server is stopped (SIGSTOP) while clients connect and send: the kernel completes
+  // their connections and holds them, with their requests, in the listen queue, as it does
+  // for a proxy's connections in the moment the listener closes. Then SIGTERM and SIGCONT.
+  constexpr int clients = 30;
+  server_process server;
+  server.start();
+  const auto port = server.port();
+  auto user = fresh_user("queued");
+  auto before = db_count(user);
+  REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  std::vector<reply> replies(clients);
+  std::vector<std::thread> ts;
+  std::atomic<int> sent{0};
+  for (int i = 0; i < clients; ++i)
+    ts.emplace_back([&, i] {
+      try {
+        conn c{port, 2000};
+        ++sent;
+        replies[i] = c.exchange("POST", "/api/tasks", json_auth(user),
+                                R"({"title":"queued )" + std::to_string(i) + "\"}", 10000);
+      } catch (const std::exception& e) {
+        replies[i].error = e.what();
+      }
+    });
+  auto t0 = clock::now();
+  while (sent.load() < clients && ms_since(t0) < 5000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the requests are written
+  ::kill(server.pid(), SIGTERM);
+  ::kill(server.pid(), SIGCONT);
+  for (auto& t : ts)
+    t.join();
+  int answered = 0;
+  for (const auto& r : replies) {
+    INFO("status " << r.status << " error: " << r.error);
+    CHECK(r.status == 201);
+    answered += r.status == 201;
+  }
+  std::cout << "[drain] requests queued at SIGTERM: " << answered << " of " << clients
+            << " answered" << std::endl;
+  CHECK(server.stop(0) == 0);
+  CHECK(db_count(user) - before == answered); // every 201 is a row
+}
+
+TEST_CASE("a refused large body's 413 reaches the client (the server reads the rest of the "
+          "body before it closes)",
+          "[drain]") {
+  server_process server;
+  server.start();
+  auto user = fresh_user("big");
+  std::string body = R"({"title":")" + std::string(900 * 1024, 'x') + R"("})";
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    conn c{server.port()};
+    auto r = c.exchange("POST", "/api/tasks", json_auth(user), body, 5000);
+    INFO("try " << i << ": status " << r.status << " error: " << r.error);
+    CHECK(r.status == 413);
+    CHECK(is_detail(r.body, "Request body too large"));
+    ok += r.status == 413;
+  }
+  std::cout << "[drain] 900 KB bodies: " << ok << " of 20 got their 413" << std::endl;
+  CHECK(server.stop(SIGTERM) == 0);
 }

@@ -153,6 +153,65 @@ TEST_CASE("two instances on one database stay coherent within a bounded delay") 
   second.stop(SIGTERM);
 }
 
+namespace {
+
+// Reads one unlabelled counter, or the counter with `labels`, from an instance's /metrics.
+double metric(http_client& c, const std::string& name, const std::string& labels = "") {
+  auto body = c.request("GET", "/metrics").body;
+  auto key = name + (labels.empty() ? "" : "{" + labels + "}") + " ";
+  auto at = body.find("\n" + key);
+  REQUIRE(at != std::string::npos);
+  return std::stod(body.substr(at + 1 + key.size()));
+}
+
+} // namespace
+
+TEST_CASE("another instance's writes update a cache in place: no reload, reads stay cached") {
+  server_process a_proc, b_proc;
+  a_proc.start();
+  b_proc.start();
+  http_client a{a_proc.port()};
+  http_client b{b_proc.port()};
+  auto user = fresh_user("inplace");
+  header_list auth{{"Authorization", "Bearer " + token_for(user)}};
+  header_list wauth{auth[0], {"Content-Type", "application/json"}};
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(a.request("POST", "/api/tasks", wauth, R"({"title":"seed"})").status == 201);
+  REQUIRE(a.request("GET", "/api/tasks", auth).status == 200); // A caches the user
+  auto loads = metric(a, "todo_cache_loads_total");
+  auto applied = metric(a, "todo_cache_changes_total", "result=\"applied\"");
+  // B writes: creates, toggles, edits, deletes.
+  random_mutations({&b}, user, 60, 23);
+  CHECK(converges(a, user, coherence_bound));
+  // Fresh from B, read at once on A by id: answered (the database, if the notification is
+  // still on its way), never a 404.
+  for (int i = 0; i < 20; ++i) {
+    auto made = b.request("POST", "/api/tasks", wauth, R"({"title":"fresh"})");
+    REQUIRE(made.status == 201);
+    auto id = std::to_string(json::parse(made.body).at("id").as_int64());
+    auto got = a.request("GET", "/api/tasks/" + id, auth);
+    CHECK(got.status == 200);
+    CHECK(got.body == made.body);
+  }
+  CHECK(converges(a, user, coherence_bound));
+  // All of it reached A's cache in place: no reload of the user's tasks.
+  CHECK(metric(a, "todo_cache_loads_total") == loads);
+  auto now_applied = metric(a, "todo_cache_changes_total", "result=\"applied\"");
+  INFO("changes applied on A: " << now_applied - applied);
+  CHECK(now_applied - applied >= 60);
+  // A psql UPDATE that does not touch `version` still reaches A's cache.
+  {
+    pqxx::connection c{test_database_url()};
+    pqxx::work w{c};
+    w.exec_params("UPDATE tasks SET title = 'psql was here' WHERE user_id = $1", user);
+    w.commit();
+  }
+  CHECK(converges(a, user, coherence_bound));
+  CHECK(metric(a, "todo_cache_loads_total") == loads);
+  b_proc.stop(SIGTERM);
+  a_proc.stop(SIGTERM);
+}
+
 TEST_CASE("group commit: one failing statement does not fail its neighbours") {
   server_process server{{{"DB_POOL_SIZE", "1"}}};
   server.start();

@@ -2,16 +2,34 @@
 
 #include <algorithm>
 
+#include "actors/model/task_json.hpp"
+
 namespace todo::test {
 
 namespace {
 caf::expected<task_result> apply_unkeyed(fake_db_data& d, const std::string& user,
                                          const task_cmd& cmd);
+
+// If-Match against the stored row, as the real worker checks it (after the key).
+caf::expected<task_result> apply_checked(fake_db_data& d, const std::string& user,
+                                         const task_cmd& cmd) {
+  if (cmd.if_match) {
+    auto& mine = d.rows[user];
+    auto found = mine.find(cmd.id);
+    if (found == mine.end())
+      return caf::make_error(errc::task_not_found);
+    std::string json;
+    write_task(json, found->second);
+    if (!etag_listed(*cmd.if_match, etag_of(json), true))
+      return caf::make_error(errc::precondition_failed);
+  }
+  return apply_unkeyed(d, user, cmd);
+}
 } // namespace
 
 caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const task_cmd& cmd) {
   if (cmd.idem_key.empty())
-    return apply_unkeyed(d, user, cmd);
+    return apply_checked(d, user, cmd);
   auto k = std::make_pair(user, cmd.idem_key);
   if (auto i = d.keys.find(k); i != d.keys.end()) {
     if (i->second.first != cmd.idem_fingerprint)
@@ -20,7 +38,7 @@ caf::expected<task_result> apply(fake_db_data& d, const std::string& user, const
     r.replayed = true;
     return r;
   }
-  auto r = apply_unkeyed(d, user, cmd);
+  auto r = apply_checked(d, user, cmd);
   if (r) {
     task_result stored;
     stored.replayed_status = cmd.kind == op::create ? 201 : cmd.kind == op::remove ? 204 : 200;
@@ -45,6 +63,7 @@ caf::expected<task_result> apply_unkeyed(fake_db_data& d, const std::string& use
       t.title = cmd.patch.title.value_or("");
       t.description = cmd.patch.description;
       t.created_us = t.updated_us = now;
+      t.version = 1;
       mine[t.id] = t;
       out.rows.push_back(t);
       return out;
@@ -78,10 +97,12 @@ caf::expected<task_result> apply_unkeyed(fake_db_data& d, const std::string& use
       if (cmd.patch.completed)
         t.completed = *cmd.patch.completed;
       t.updated_us = now;
+      ++t.version;
       break;
     case op::complete:
       t.completed = cmd.patch.completed.value_or(!t.completed);
       t.updated_us = now;
+      ++t.version;
       break;
     case op::remove:
       mine.erase(found);
