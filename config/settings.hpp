@@ -19,6 +19,7 @@ struct settings {
   int port = 8000;                                      // PORT, 1..65535
   std::string host = "0.0.0.0";                         // HOST
   std::string database_url;                             // DATABASE_URL, required
+  std::string database_listen_url;                      // DATABASE_LISTEN_URL (empty: DATABASE_URL)
   std::string better_auth_secret;                       // BETTER_AUTH_SECRET, required
   std::string jwks_url;                                 // BETTER_AUTH_JWKS_URL, optional
   std::string jwks_file;                                // BETTER_AUTH_JWKS_FILE, optional
@@ -37,6 +38,7 @@ struct settings {
   int64_t idle_timeout_ms = 60000;                      // IDLE_TIMEOUT_MS
   int64_t db_timeout_ms = 2000;                         // DB_TIMEOUT_MS
   int64_t db_connect_wait_ms = 30000;                   // DB_CONNECT_WAIT_MS, 0..86400000
+  std::string db_prepared = "auto";                     // DB_PREPARED: auto|true|false
   int64_t shutdown_grace_ms = 10000;                    // SHUTDOWN_GRACE_MS
   size_t max_connections = 10000;                       // MAX_CONNECTIONS
   int64_t user_idle_ms = 300000;                        // USER_IDLE_MS, idle user actor lifetime

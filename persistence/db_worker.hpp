@@ -17,6 +17,9 @@ struct db_config {
   std::string instance_id;           // tags this instance's writes for the change listener
   size_t max_batch = 64;             // mutations per group commit (1: no group commit)
   int64_t idempotency_ttl_s = 86400; // an Idempotency-Key's answer is replayed this long
+  // Named prepared statements and session SETs (statement_timeout) on each connection; false:
+  // unnamed statements only and no session state (a pooler in transaction mode).
+  bool prepared = true;
 };
 
 struct connection_holder; // the libpqxx connection, kept out of this header
