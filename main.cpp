@@ -247,17 +247,42 @@ int serve(const todo::settings& cfg) {
     drain.expires_after(10ms);
     drain.async_wait([&](boost::system::error_code) { poll(); });
   };
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec)
+  auto start_drain = [&] {
+    if (ctx.draining)
       return;
-    todo::log::info(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-                    ", draining");
     lst.stop();
     ctx.drain();
     *deadline = std::chrono::steady_clock::now() +
                 std::chrono::milliseconds(cfg.shutdown_grace_ms);
     poll();
-  });
+  };
+  // SIGTERM (an orchestrator's stop) with DRAIN_DELAY_MS: first only /ready turns 503 so that
+  // the load balancer's health check takes this instance out while it still serves; then the
+  // drain. SIGINT (a person at a terminal), or a second signal, drains at once.
+  net::steady_timer leave_timer{ioc};
+  std::function<void()> await_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec)
+        return;
+      const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (sig == SIGTERM && cfg.drain_delay_ms > 0 && !ctx.leaving) {
+        todo::log::info(std::string{"received "} + name + ": /ready answers 503 for " +
+                        std::to_string(cfg.drain_delay_ms) + " ms, then draining");
+        ctx.leaving = true;
+        leave_timer.expires_after(std::chrono::milliseconds(cfg.drain_delay_ms));
+        leave_timer.async_wait([&](boost::system::error_code e) {
+          if (!e)
+            start_drain();
+        });
+        await_signal();
+        return;
+      }
+      todo::log::info(std::string{"received "} + name + ", draining");
+      leave_timer.cancel();
+      start_drain();
+    });
+  };
+  await_signal();
 
   std::vector<std::thread> threads;
   for (int i = 1; i < cfg.threads; ++i)

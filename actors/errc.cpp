@@ -23,6 +23,7 @@ std::string to_string(errc x) {
     case errc::bad_request: return "bad_request";
     case errc::too_many_connections: return "too_many_connections";
     case errc::expectation_failed: return "expectation_failed";
+    case errc::shutting_down: return "shutting_down";
     case errc::too_many_streams: return "too_many_streams";
   }
   return "unknown";

@@ -29,6 +29,7 @@ enum class errc : uint8_t {
   too_many_connections,
   too_many_streams, // SSE_MAX_PER_USER or SSE_MAX_STREAMS reached
   expectation_failed, // an Expect other than 100-continue
+  shutting_down,      // SIGTERM received: /ready answers 503 during DRAIN_DELAY_MS
 };
 
 std::string to_string(errc x);

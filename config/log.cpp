@@ -314,7 +314,8 @@ void write(level lvl, std::string_view msg) {
 }
 
 void request(std::string_view method, std::string_view path, unsigned status,
-             int64_t duration_us, std::string_view request_id, std::string_view trace_id) {
+             int64_t duration_us, std::string_view request_id, std::string_view trace_id,
+             std::string_view client) {
   if (!enabled(level::info))
     return;
   // Request targets come from clients: bytes that are not UTF-8 are written as %XX.
@@ -341,6 +342,10 @@ void request(std::string_view method, std::string_view path, unsigned status,
       line += "\",\"trace_id\":\"";
       line += trace_id; // 32 lowercase hex digits (checked by the handler)
     }
+    if (!client.empty()) {
+      line += "\",\"client\":\"";
+      line += client; // an IP address (parsed, never the header's raw text)
+    }
     line += "\"}";
   } else {
     append_time(line);
@@ -359,6 +364,10 @@ void request(std::string_view method, std::string_view path, unsigned status,
     if (!trace_id.empty()) {
       line += " trace=";
       line += trace_id;
+    }
+    if (!client.empty()) {
+      line += " client=";
+      line += client;
     }
   }
   emit(line);

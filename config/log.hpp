@@ -39,8 +39,9 @@ void stop_writer();
 uint64_t dropped_lines();
 
 /// Writes the access-log line of one request (at info), with the W3C trace id when the client
-/// sent a valid `traceparent` (empty: none).
+/// sent a valid `traceparent` (empty: none) and the client's address (empty: unknown).
 void request(std::string_view method, std::string_view path, unsigned status,
-             int64_t duration_us, std::string_view request_id, std::string_view trace_id = {});
+             int64_t duration_us, std::string_view request_id, std::string_view trace_id = {},
+             std::string_view client = {});
 
 } // namespace todo::log

@@ -177,6 +177,20 @@ apply_fn algorithm_list() {
   };
 }
 
+apply_fn proxy_list() {
+  return [](settings& s, std::string_view v) -> std::optional<std::string> {
+    std::vector<ip_range> out;
+    for (auto& item : split_list(v)) {
+      auto r = parse_ip_range(item);
+      if (!r)
+        return "not an IP address or CIDR block: " + item;
+      out.push_back(*r);
+    }
+    s.trusted_proxies = std::move(out);
+    return std::nullopt;
+  };
+}
+
 apply_fn origin_list() {
   return [](settings& s, std::string_view v) -> std::optional<std::string> {
     s.cors_origins = split_list(v);
@@ -237,6 +251,14 @@ const std::vector<spec>& specs() {
      false, auto_or_boolean(&s::db_prepared)},
     {"SHUTDOWN_GRACE_MS", "<ms>", "10000", "drain time on SIGTERM/SIGINT", false,
      timeout(&s::shutdown_grace_ms)},
+    {"DRAIN_DELAY_MS", "<0..600000>", "0",
+     "on SIGTERM, how long /ready answers 503 (still serving, closing each connection after "
+     "its response) before the drain, so a load balancer can take the instance out",
+     false, integer(&s::drain_delay_ms, 0, 600'000)},
+    {"TRUSTED_PROXIES", "<list>", "(none)",
+     "comma list of proxy addresses or CIDR blocks whose X-Forwarded-For names the client in "
+     "the access log",
+     false, proxy_list()},
     {"MAX_CONNECTIONS", "<n>", "10000", "open connections at most", false,
      count(&s::max_connections)},
     {"USER_IDLE_MS", "<ms>", "300000", "lifetime of an idle user's actor", false,

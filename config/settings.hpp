@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "config/ip_ranges.hpp"
+
 namespace todo {
 
 /// Returns the default worker thread count: the hardware concurrency, at least 1, at most 256.
@@ -40,6 +42,8 @@ struct settings {
   int64_t db_connect_wait_ms = 30000;                   // DB_CONNECT_WAIT_MS, 0..86400000
   std::string db_prepared = "auto";                     // DB_PREPARED: auto|true|false
   int64_t shutdown_grace_ms = 10000;                    // SHUTDOWN_GRACE_MS
+  int64_t drain_delay_ms = 0;                           // DRAIN_DELAY_MS, 0..600000
+  std::vector<ip_range> trusted_proxies;                // TRUSTED_PROXIES, comma list of CIDRs
   size_t max_connections = 10000;                       // MAX_CONNECTIONS
   int64_t user_idle_ms = 300000;                        // USER_IDLE_MS, idle user actor lifetime
   size_t max_pending_per_user = 256;                    // MAX_PENDING_PER_USER

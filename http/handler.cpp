@@ -640,6 +640,10 @@ void handle_request(server_context& ctx, exchange ex, request& req,
       return;
     }
     case action::ready:
+      if (ctx.leaving) {
+        answer(*to, ex, error_response(ctx, ex, errc::shutting_down, {}));
+        return;
+      }
       ctx.gw.ready([&ctx, to, ex](bool ok) {
         to->post([&ctx, to, ex, ok] {
           if (!ok) {

@@ -33,6 +33,7 @@ struct exchange {
   bool keep_alive = true;
   bool head = false; // a HEAD request: the GET answer's header fields, no body
   int8_t route = -1; // the path's index in known_routes() (the /metrics label), -1: none
+  std::string client; // the client's address for the access log (TRUSTED_PROXIES)
   std::string trace_id; // W3C traceparent's trace id (32 hex digits) when valid, else empty
   std::string traceresponse; // the `traceresponse` value answered with it
   unsigned version = 11;

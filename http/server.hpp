@@ -27,6 +27,10 @@ struct server_context {
   std::atomic<uint64_t> request_counter{0};
   std::string request_id_prefix;       // random per process
   std::atomic<bool> draining{false};   // shutting down: read no new requests
+  /// SIGTERM arrived and DRAIN_DELAY_MS runs: /ready answers 503 so that load balancers take
+  /// this instance out, while every request is still served, each connection closing after
+  /// its response (a proxy then opens its next one to another instance).
+  std::atomic<bool> leaving{false};
   docs_assets docs;                    // Swagger UI's files for /docs (read at start-up)
   http_metrics metrics;                // GET /metrics (counted only when cfg.metrics)
   event_hub* hub = nullptr;            // live updates (GET /api/tasks/events)

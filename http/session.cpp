@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "config/ip_ranges.hpp"
 #include "config/log.hpp"
 #include "http/handler.hpp"
 #include "http/json_codec.hpp"
@@ -65,6 +66,10 @@ public:
   }
 
   void start() {
+    beast::error_code ec;
+    auto peer = lowest().socket().remote_endpoint(ec);
+    if (!ec)
+      peer_ = peer.address().to_string();
     drain_hook_ = ctx_.add_drain_hook([weak = this->weak_from_this()] {
       if (auto self = weak.lock())
         net::post(self->stream_.get_executor(), [self] { self->on_drain(); });
@@ -300,6 +305,7 @@ private:
     exchange ex;
     ex.seq = first_seq_ + slots_.size();
     ex.started = clock::now();
+    ex.client = client_of(req);
     slots_.emplace_back();
     handle_request(ctx_, std::move(ex), req, this->shared_from_this());
     read_next();
@@ -328,6 +334,21 @@ private:
                      });
   }
 
+  // The address the access log names: the peer, or with TRUSTED_PROXIES the client a trusted
+  // proxy names in X-Forwarded-For (several such fields count as one comma list).
+  std::string client_of(const request& req) const {
+    const auto& trusted = ctx_.cfg.trusted_proxies;
+    if (trusted.empty())
+      return peer_;
+    std::string forwarded;
+    for (auto [i, end] = req.equal_range("X-Forwarded-For"); i != end; ++i) {
+      if (!forwarded.empty())
+        forwarded += ',';
+      forwarded.append(i->value().data(), i->value().size());
+    }
+    return client_address(trusted, peer_, forwarded);
+  }
+
   // Answers a request that could not be parsed; the connection closes after it.
   void push_error(errc code) {
     exchange ex;
@@ -352,11 +373,14 @@ private:
     // While draining, the last response of the connection says it closes; earlier pipelined
     // ones still go out first (their requests may already be committed).
     auto idx = ex.seq - first_seq_;
-    bool last = closing_ && ctx_.draining && idx + 1 == slots_.size();
+    bool leaving = ctx_.leaving.load(std::memory_order_relaxed);
+    if (leaving)
+      closing_ = true; // no further request on this connection
+    bool last = closing_ && (leaving || ctx_.draining) && idx + 1 == slots_.size();
     res.keep_alive(ex.keep_alive && !last);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - ex.started);
     log::request(ex.method, ex.path, res.result_int(), micros.count(), ex.request_id,
-                 ex.trace_id);
+                 ex.trace_id, ex.client);
     if (ctx_.cfg.metrics)
       ctx_.metrics.observe(ex.route, ex.method, res.result_int(), micros.count());
     if (idx >= slots_.size())
@@ -696,6 +720,7 @@ private:
 
   Stream stream_;
   server_context& ctx_;
+  std::string peer_; // the peer's address, for the access log
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<slot> slots_;

@@ -43,6 +43,8 @@ error_status status_of(errc code, const std::string& reason) {
       return {503, detail_body("too many connections"), nullptr, "1"};
     case errc::too_many_streams:
       return {503, detail_body("too many event streams"), nullptr, "5"};
+    case errc::shutting_down:
+      return {503, detail_body("shutting down"), nullptr, "1"};
     case errc::expectation_failed:
       return {417, detail_body("Expectation Failed")};
     case errc::none:

@@ -104,8 +104,17 @@ std::vector<reply> conn::pipeline(const std::vector<request_spec>& reqs, int tim
     if (req.method() == bhttp::verb::unknown)
       req.method_string(spec.method);
     req.set(bhttp::field::host, "127.0.0.1");
-    for (const auto& [k, v] : spec.headers)
-      req.set(k, v);
+    // A name given twice is sent twice (a repeated field); once, it replaces the default.
+    std::vector<std::string> given;
+    for (const auto& [k, v] : spec.headers) {
+      auto name = todo::text::lower(k);
+      if (std::find(given.begin(), given.end(), name) != given.end()) {
+        req.insert(k, v);
+      } else {
+        req.set(k, v);
+        given.push_back(name);
+      }
+    }
     req.body() = spec.body;
     if (!spec.body.empty() || spec.method == "POST" || spec.method == "PUT" ||
         spec.method == "PATCH")

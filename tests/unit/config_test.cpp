@@ -147,6 +147,12 @@ TEST_CASE("every numeric bound error names the setting") {
     {"MAX_CONNECTIONS", "0", cnt},
     {"MAX_PENDING_PER_USER", "0", cnt},
     {"DB_QUEUE_LIMIT", "1000001", cnt},
+    {"DRAIN_DELAY_MS", "-1", "must be an integer between 0 and 600000"},
+    {"DRAIN_DELAY_MS", "600001", "must be an integer between 0 and 600000"},
+    {"TRUSTED_PROXIES", "10.0.0.0/33", "not an IP address or CIDR block: 10.0.0.0/33"},
+    {"TRUSTED_PROXIES", "127.0.0.1,proxy.local", "not an IP address or CIDR block: proxy.local"},
+    {"TRUSTED_PROXIES", "::1/129", "not an IP address or CIDR block: ::1/129"},
+    {"TRUSTED_PROXIES", "10.0.0.1/", "not an IP address or CIDR block: 10.0.0.1/"},
   };
   for (const auto& p : probes) {
     INFO(p.env << "=" << p.bad);
@@ -339,7 +345,7 @@ TEST_CASE("the help text lists every setting with its flag and default") {
     CHECK(text.find(want) != std::string::npos);
   }
   // Header lines plus one line per setting.
-  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 44);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 46);
 }
 
 TEST_CASE("an unknown flag is named in the error") {
@@ -406,4 +412,37 @@ TEST_CASE("environment_map reads the process environment") {
   auto m = todo::environment_map();
   CHECK(m.at("TODO_CONFIG_TEST_VAR") == "a=b");
   ::unsetenv("TODO_CONFIG_TEST_VAR");
+}
+
+TEST_CASE("TRUSTED_PROXIES: addresses and CIDR blocks of both families") {
+  auto env = base_env();
+  env["TRUSTED_PROXIES"] = " 10.0.0.0/8 , 127.0.0.1, fd00::/8, 192.168.1.128/25";
+  auto s = value_of(load({}, env));
+  REQUIRE(s.trusted_proxies.size() == 4);
+  auto in = [&](const char* a) {
+    auto addr = todo::parse_ip(a);
+    REQUIRE(addr);
+    return todo::in_ranges(s.trusted_proxies, *addr);
+  };
+  CHECK(in("10.255.0.1"));
+  CHECK_FALSE(in("11.0.0.1"));
+  CHECK(in("127.0.0.1"));
+  CHECK(in("::ffff:127.0.0.1")); // the same peer seen by a dual-stack socket
+  CHECK_FALSE(in("127.0.0.2"));
+  CHECK(in("fd12::1"));
+  CHECK_FALSE(in("fe80::1"));
+  CHECK(in("192.168.1.200"));
+  CHECK_FALSE(in("192.168.1.127"));
+  CHECK(value_of(load({}, base_env())).trusted_proxies.empty());
+
+  using todo::client_address;
+  auto r = s.trusted_proxies;
+  CHECK(client_address(r, "127.0.0.1", "203.0.113.7") == "203.0.113.7");
+  CHECK(client_address(r, "127.0.0.1", "198.51.100.1, 203.0.113.7, 10.1.2.3") == "203.0.113.7");
+  CHECK(client_address(r, "127.0.0.1", "10.1.2.3") == "10.1.2.3"); // only proxies: the first hop
+  CHECK(client_address(r, "127.0.0.1", "") == "127.0.0.1");
+  CHECK(client_address(r, "127.0.0.1", "unknown, 10.1.2.3") == "10.1.2.3");
+  CHECK(client_address(r, "127.0.0.1", "203.0.113.7:4711") == "127.0.0.1"); // not an address
+  CHECK(client_address(r, "203.0.113.9", "198.51.100.1") == "203.0.113.9"); // untrusted peer
+  CHECK(client_address({}, "127.0.0.1", "198.51.100.1") == "127.0.0.1");
 }
