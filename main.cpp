@@ -77,6 +77,27 @@ int serve(const todo::settings& cfg) {
     std::cerr << "DATABASE_URL: " << *problem << "\n";
     return 2;
   }
+  // Neon's pooled endpoint / PgBouncer in transaction mode: unnamed statements, and LISTEN on a
+  // direct connection (DATABASE_LISTEN_URL), since it cannot work through such a pooler.
+  auto statements = todo::db::choose_statement_mode(cfg.db_prepared, cfg.database_url);
+  todo::log::info(statements.reason);
+  const auto& listen_url =
+    cfg.database_listen_url.empty() ? cfg.database_url : cfg.database_listen_url;
+  if (!cfg.database_listen_url.empty()) {
+    if (auto problem = todo::db::reach_database(listen_url, cfg.db_timeout_ms,
+                                                cfg.db_connect_wait_ms, "DATABASE_LISTEN_URL")) {
+      std::cerr << "DATABASE_LISTEN_URL: " << *problem << "\n";
+      return 2;
+    }
+  } else if (!statements.prepared) {
+    todo::log::warn(
+      "!! DATABASE_LISTEN_URL is not set, and DATABASE_URL is taken to go through a pooler in "
+      "transaction mode (DB_PREPARED resolved to false). LISTEN does not work through such a "
+      "pooler: with more than one instance, the others' caches miss the writes made here (and "
+      "serve stale tasks), and every live-update stream (GET /api/tasks/events) misses writes. "
+      "Set DATABASE_LISTEN_URL to the direct (non-pooler) URL of the same database (Neon: the "
+      "host without -pooler).");
+  }
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
@@ -91,6 +112,7 @@ int serve(const todo::settings& cfg) {
   db_cfg.queue_limit = cfg.db_queue_limit;
   db_cfg.max_batch = cfg.group_commit_max;
   db_cfg.idempotency_ttl_s = cfg.idempotency_ttl_s;
+  db_cfg.prepared = statements.prepared;
 
   todo::trace::enable(cfg.trace_stages);
   auto db = todo::db::spawn_db_pool(sys, db_cfg);
@@ -150,7 +172,7 @@ int serve(const todo::settings& cfg) {
   bool caching = cfg.cache_tasks_per_user > 0;
   std::optional<todo::db::change_listener> listener;
   listener.emplace(
-    todo::db::with_timeouts(cfg.database_url, db_timeout),
+    todo::db::with_timeouts(listen_url, db_timeout),
     [registries, caching, &hub](const todo::task_change& change) {
       todo::http::publish_change(hub, change);
       if (caching)
@@ -477,6 +499,21 @@ int check_command(const std::vector<std::string>& args) {
   } catch (const std::exception& e) {
     std::cerr << "DATABASE_URL: " << todo::db::redact(e.what(), cfg.database_url) << "\n";
     return 2;
+  }
+  std::cout << "statements: "
+            << todo::db::choose_statement_mode(cfg.db_prepared, cfg.database_url).reason << "\n";
+  if (!cfg.database_listen_url.empty()) {
+    auto listen = todo::db::conninfo_problem(cfg.database_listen_url);
+    if (!listen) {
+      auto p = todo::db::probe(cfg.database_listen_url);
+      if (p.outcome != todo::db::probe_result::ok)
+        listen = p.reason;
+    }
+    if (listen) {
+      std::cerr << "DATABASE_LISTEN_URL: " << *listen << "\n";
+      return 2;
+    }
+    std::cout << "listen database: ok\n";
   }
   if (!cfg.jwks_file.empty()) {
     auto r = todo::jwks::parse_file(cfg.jwks_file);

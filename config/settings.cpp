@@ -143,6 +143,22 @@ apply_fn boolean(bool settings::*field) {
   };
 }
 
+/// `auto`, or a boolean (same spellings as boolean()) stored as "true" or "false".
+apply_fn auto_or_boolean(std::string settings::*field) {
+  return [=](settings& s, std::string_view v) -> std::optional<std::string> {
+    auto x = lower(trim(v));
+    if (x == "auto")
+      s.*field = "auto";
+    else if (x == "true" || x == "1" || x == "yes")
+      s.*field = "true";
+    else if (x == "false" || x == "0" || x == "no")
+      s.*field = "false";
+    else
+      return std::string{"must be auto, true or false (also 1/0, yes/no)"};
+    return std::nullopt;
+  };
+}
+
 apply_fn algorithm_list() {
   return [](settings& s, std::string_view v) -> std::optional<std::string> {
     static const std::vector<std::string> known{"HS256", "EdDSA", "ES256", "RS256", "PS256"};
@@ -189,6 +205,9 @@ const std::vector<spec>& specs() {
     {"HOST", "<address>", "0.0.0.0", "address to bind", false, required_text(&s::host)},
     {"DATABASE_URL", "<url>", "(required)", "libpq URL or key=value conninfo", true,
      required_text(&s::database_url)},
+    {"DATABASE_LISTEN_URL", "<url>", "(DATABASE_URL)",
+     "direct (not pooled) connection for LISTEN: change feed and cache coherence", false,
+     plain_text(&s::database_listen_url)},
     {"BETTER_AUTH_SECRET", "<secret>", "(required without JWKS)",
      "HS256 secret shared with Better Auth", false, required_text(&s::better_auth_secret, true)},
     {"BETTER_AUTH_JWKS_URL", "<url>", "(none)", "JWKS URL for asymmetric tokens", false,
@@ -226,6 +245,10 @@ const std::vector<spec>& specs() {
     {"DB_CONNECT_WAIT_MS", "<ms>", "30000",
      "how long start-up waits for a database that is not up yet (0: no wait)", false,
      integer(&s::db_connect_wait_ms, 0, max_timeout_ms)},
+    {"DB_PREPARED", "<auto|bool>", "auto",
+     "named prepared statements and session SETs; false behind a pooler in transaction mode "
+     "(auto: false for a host with -pooler. or port 6432)",
+     false, auto_or_boolean(&s::db_prepared)},
     {"SHUTDOWN_GRACE_MS", "<ms>", "10000", "drain time on SIGTERM/SIGINT", false,
      timeout(&s::shutdown_grace_ms)},
     {"DRAIN_DELAY_MS", "<0..600000>", "0",

@@ -21,6 +21,7 @@ struct settings {
   int port = 8000;                                      // PORT, 1..65535
   std::string host = "0.0.0.0";                         // HOST
   std::string database_url;                             // DATABASE_URL, required
+  std::string database_listen_url;                      // DATABASE_LISTEN_URL (empty: DATABASE_URL)
   std::string better_auth_secret;                       // BETTER_AUTH_SECRET, required
   std::string jwks_url;                                 // BETTER_AUTH_JWKS_URL, optional
   std::string jwks_file;                                // BETTER_AUTH_JWKS_FILE, optional
@@ -39,6 +40,7 @@ struct settings {
   int64_t idle_timeout_ms = 60000;                      // IDLE_TIMEOUT_MS
   int64_t db_timeout_ms = 2000;                         // DB_TIMEOUT_MS
   int64_t db_connect_wait_ms = 30000;                   // DB_CONNECT_WAIT_MS, 0..86400000
+  std::string db_prepared = "auto";                     // DB_PREPARED: auto|true|false
   int64_t shutdown_grace_ms = 10000;                    // SHUTDOWN_GRACE_MS
   int64_t drain_delay_ms = 0;                           // DRAIN_DELAY_MS, 0..600000
   std::vector<ip_range> trusted_proxies;                // TRUSTED_PROXIES, comma list of CIDRs

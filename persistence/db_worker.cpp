@@ -47,6 +47,22 @@ struct worker_stamps {
 
 constexpr auto max_backoff = std::chrono::seconds(2);
 
+// Runs the statements of sql::all_statements() by name inside one transaction: as the named
+// statements prepared on the connection (DB_PREPARED=true), or unnamed with their text and
+// parameters each time (false), so that nothing outlives the transaction, as a pooler in
+// transaction mode (PgBouncer, Neon's pooled endpoint) requires. Every call site goes
+// through here, so both modes run the same statements.
+struct statements {
+  pqxx::transaction_base& tx;
+  bool prepared;
+  template <class... Args>
+  pqxx::result operator()(const std::string& name, Args&&... args) const {
+    if (prepared)
+      return tx.exec_prepared(name, std::forward<Args>(args)...);
+    return tx.exec_params(sql::statement_text(name), std::forward<Args>(args)...);
+  }
+};
+
 // Reads sql::task_columns starting at column `first`.
 task read_task(const pqxx::row& r, pqxx::row::size_type first = 0) {
   task t;
@@ -72,7 +88,7 @@ const char* opt_bool(const std::optional<bool>& b) {
 }
 
 // Runs one command inside `tx`. Throws what libpqxx throws.
-caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& user,
+caf::expected<task_result> run(const statements& st, const std::string& user,
                                const task_cmd& cmd) {
   task_result out;
   auto one = [&](const pqxx::result& r) -> caf::expected<task_result> {
@@ -85,24 +101,24 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
   const auto& p = cmd.patch;
   switch (cmd.kind) {
     case op::create:
-      return one(tx.exec_prepared("create", user, opt_cstr(p.title), opt_cstr(p.description)));
+      return one(st("create", user, opt_cstr(p.title), opt_cstr(p.description)));
     case op::fetch:
-      return one(tx.exec_prepared("fetch", cmd.id, user));
+      return one(st("fetch", cmd.id, user));
     case op::update:
-      return one(tx.exec_prepared("update", cmd.id, user, opt_cstr(p.title),
+      return one(st("update", cmd.id, user, opt_cstr(p.title),
                                   p.set_description ? "true" : "false",
                                   opt_cstr(p.description), opt_bool(p.completed)));
     case op::complete:
-      return one(tx.exec_prepared("complete", cmd.id, user, opt_bool(p.completed)));
+      return one(st("complete", cmd.id, user, opt_bool(p.completed)));
     case op::remove: {
-      auto r = tx.exec_prepared("remove", cmd.id, user);
+      auto r = st("remove", cmd.id, user);
       if (r.affected_rows() == 0)
         return caf::make_error(errc::task_not_found);
       return std::move(out);
     }
     case op::list: {
       const auto& q = cmd.query;
-      auto r = tx.exec_prepared(sql::list_name(q), user, q.limit, q.offset);
+      auto r = st(sql::list_name(q), user, q.limit, q.offset);
       out.rows.reserve(r.size());
       for (const auto& row : r)
         out.rows.push_back(read_task(row));
@@ -111,7 +127,7 @@ caf::expected<task_result> run(pqxx::transaction_base& tx, const std::string& us
       } else if (q.offset > 0) {
         // Past the last page the window count is gone: ask for it.
         static const char* counts[] = {"count_all", "count_pending", "count_completed"};
-        out.total = tx.exec_prepared(counts[static_cast<int>(q.status)], user)[0][0]
+        out.total = st(counts[static_cast<int>(q.status)], user)[0][0]
                       .as<int64_t>();
       }
       return std::move(out);
@@ -141,20 +157,20 @@ task_result replay_of(const pqxx::row& row) {
   return out;
 }
 
-// Runs a mutation that carries an Idempotency-Key or an If-Match inside `tx`, which must be a
-// real transaction: claims the key, checks If-Match on the locked row (here, not against a
-// cache that another instance's write may not have reached yet), runs the mutation and
-// stores its answer beside the key; or, when the key already has a live answer, answers that
-// one and changes nothing. A mutation that fails (404, 412, ...) keeps no key: a retry runs
-// again. Throws what libpqxx throws.
-caf::expected<task_result> run_checked(pqxx::transaction_base& tx, const std::string& user,
+// Runs a mutation that carries an Idempotency-Key or an If-Match inside a real transaction:
+// claims the key, checks If-Match on the locked row (here, not against a cache that another
+// instance's write may not have reached yet), runs the mutation and stores its answer beside
+// the key; or, when the key already has a live answer, answers that one and changes nothing.
+// A mutation that fails (404, 412, ...) keeps no key: a retry runs again. Throws what libpqxx
+// throws.
+caf::expected<task_result> run_checked(const statements& st, const std::string& user,
                                        const task_cmd& cmd, int64_t ttl_s) {
   const auto& key = cmd.idem_key;
   const bool keyed = !key.empty();
   for (int attempt = 0; keyed; ++attempt) {
-    if (!tx.exec_prepared("idem_claim", user, key, cmd.idem_fingerprint, ttl_s).empty())
+    if (!st("idem_claim", user, key, cmd.idem_fingerprint, ttl_s).empty())
       break; // ours
-    auto prev = tx.exec_prepared("idem_get", user, key);
+    auto prev = st("idem_get", user, key);
     if (!prev.empty()) {
       if (prev[0][0].as<std::string>() != cmd.idem_fingerprint)
         return caf::make_error(errc::idempotency_mismatch);
@@ -166,11 +182,11 @@ caf::expected<task_result> run_checked(pqxx::transaction_base& tx, const std::st
   }
   auto failed = [&](errc code) -> caf::expected<task_result> {
     if (keyed)
-      tx.exec_prepared("idem_forget", user, key);
+      st("idem_forget", user, key);
     return caf::make_error(code);
   };
   if (cmd.if_match) {
-    auto cur = tx.exec_prepared("fetch_locked", cmd.id, user);
+    auto cur = st("fetch_locked", cmd.id, user);
     if (cur.empty())
       return failed(errc::task_not_found);
     std::string json;
@@ -178,7 +194,7 @@ caf::expected<task_result> run_checked(pqxx::transaction_base& tx, const std::st
     if (!etag_listed(*cmd.if_match, etag_of(json), true))
       return failed(errc::precondition_failed);
   }
-  auto r = run(tx, user, cmd);
+  auto r = run(st, user, cmd);
   if (!r)
     return failed(static_cast<errc>(r.error().code()));
   if (!keyed)
@@ -188,7 +204,7 @@ caf::expected<task_result> run_checked(pqxx::transaction_base& tx, const std::st
     write_task(r->json, r->rows.front());
     task_id = r->rows.front().id;
   }
-  tx.exec_prepared("idem_store", user, key, success_status(cmd.kind),
+  st("idem_store", user, key, success_status(cmd.kind),
                    cmd.kind == op::remove ? nullptr : r->json.c_str(), task_id);
   return r;
 }
@@ -237,7 +253,7 @@ private:
 
 // Runs a batch of mutations of different users with one statement per kind, inside `tx`.
 // Returns false (and runs nothing) when the batch does not fit that shape.
-bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
+bool run_set(const statements& st, const std::vector<db_job>& jobs,
              std::vector<db_outcome>& out) {
   std::unordered_map<std::string, size_t> by_user;
   for (size_t i = 0; i < jobs.size(); ++i)
@@ -297,15 +313,15 @@ bool run_set(pqxx::transaction_base& tx, const std::vector<db_job>& jobs,
     }
   }
   if (creates > 0)
-    collect(tx.exec_prepared("create_many", cu.done(), ct.done(), cd.done()), op::create);
+    collect(st("create_many", cu.done(), ct.done(), cd.done()), op::create);
   if (updates > 0)
-    collect(tx.exec_prepared("update_many", ui.done(), uu.done(), ut.done(), usd.done(),
+    collect(st("update_many", ui.done(), uu.done(), ut.done(), usd.done(),
                              ud.done(), uc.done()),
             op::update);
   if (completes > 0)
-    collect(tx.exec_prepared("complete_many", ti.done(), tu.done(), tv.done()), op::complete);
+    collect(st("complete_many", ti.done(), tu.done(), tv.done()), op::complete);
   if (removes > 0)
-    collect(tx.exec_prepared("remove_many", ri.done(), ru.done()), op::remove);
+    collect(st("remove_many", ri.done(), ru.done()), op::remove);
   return true;
 }
 
@@ -387,12 +403,16 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
     try {
       auto h = std::make_unique<connection_holder>(st.cfg.conninfo);
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.timeout).count();
-      {
-        pqxx::nontransaction tx{h->conn};
-        tx.exec("SET statement_timeout = " + std::to_string(ms));
+      // Session state (SET, named statements) only when the connection is ours alone: behind
+      // a pooler in transaction mode it would stay on whichever server connection ran it.
+      if (st.cfg.prepared) {
+        {
+          pqxx::nontransaction tx{h->conn};
+          tx.exec("SET statement_timeout = " + std::to_string(ms));
+        }
+        for (const auto& s : sql::all_statements())
+          h->conn.prepare(s.name, s.text);
       }
-      for (const auto& s : sql::all_statements())
-        h->conn.prepare(s.name, s.text);
       st.conn = std::move(h);
       if (st.backoff.count() > 0)
         log::info("db worker reconnected");
@@ -429,11 +449,12 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       caf::expected<task_result> r{caf::error{}};
       if (cmd.idem_key.empty() && !cmd.if_match) {
         pqxx::nontransaction tx{*conn};
-        r = run(tx, user, cmd);
+        r = run(statements{tx, self->state.cfg.prepared}, user, cmd);
       } else {
         // The key and the write commit together, or neither does; If-Match holds the row.
         pqxx::work tx{*conn};
-        r = run_checked(tx, user, cmd, self->state.cfg.idempotency_ttl_s);
+        r = run_checked(statements{tx, self->state.cfg.prepared}, user, cmd,
+                        self->state.cfg.idempotency_ttl_s);
         tx.commit();
       }
       if (r)
@@ -473,11 +494,12 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         if (rounds.size() == 1 && kinds_in(jobs) == 1 &&
             std::none_of(jobs.begin(), jobs.end(), checked)) {
           pqxx::nontransaction tx{*conn};
-          if (run_set(tx, jobs, out))
+          if (run_set(statements{tx, self->state.cfg.prepared}, jobs, out))
             return out;
         }
         out.assign(jobs.size(), db_outcome{});
         pqxx::work tx{*conn};
+        const statements st{tx, self->state.cfg.prepared};
         // A user with several writes (its queued ones, in order) has one in each round; the
         // rounds run one after the other, each as set statements.
         auto ttl_s = self->state.cfg.idempotency_ttl_s;
@@ -489,7 +511,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
           part.reserve(round.size());
           for (auto i : round) {
             if (checked(jobs[i])) {
-              auto r = run_checked(tx, jobs[i].user, jobs[i].cmd, ttl_s);
+              auto r = run_checked(st, jobs[i].user, jobs[i].cmd, ttl_s);
               if (r)
                 out[i].result = std::move(*r);
               else
@@ -500,10 +522,10 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
             plain.push_back(i);
           }
           std::vector<db_outcome> part_out(part.size());
-          if (!run_set(tx, part, part_out)) {
+          if (!run_set(st, part, part_out)) {
             part_out.assign(part.size(), db_outcome{});
             for (size_t k = 0; k < part.size(); ++k) {
-              auto r = run(tx, part[k].user, part[k].cmd);
+              auto r = run(st, part[k].user, part[k].cmd);
               if (r)
                 part_out[k].result = std::move(*r);
               else
@@ -541,7 +563,7 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         return false;
       try {
         pqxx::nontransaction tx{*conn};
-        tx.exec_prepared("ping");
+        statements{tx, self->state.cfg.prepared}("ping");
         return true;
       } catch (const std::exception&) {
         drop();

@@ -16,6 +16,9 @@ struct db_config {
   size_t queue_limit = 4096;         // jobs waiting for a worker; beyond: errc::overloaded
   size_t max_batch = 64;             // mutations per group commit (1: no group commit)
   int64_t idempotency_ttl_s = 86400; // an Idempotency-Key's answer is replayed this long
+  // Named prepared statements and session SETs (statement_timeout) on each connection; false:
+  // unnamed statements only and no session state (a pooler in transaction mode).
+  bool prepared = true;
 };
 
 struct connection_holder; // the libpqxx connection, kept out of this header

@@ -13,38 +13,40 @@ constexpr long long migration_lock_key = 0x746f646f;
 
 int migrate(const std::string& conninfo) {
   pqxx::connection conn{conninfo};
-  auto run = [&conn](const std::string& text) {
-    pqxx::nontransaction n{conn};
-    n.exec(text);
+  // Each step is one transaction that first takes a transaction-level advisory lock, so that
+  // instances starting together take turns, and then looks at what is applied (READ
+  // COMMITTED: that statement sees what the previous holder committed). Nothing outlives the
+  // transaction, so this also works through a pooler in transaction mode (PgBouncer, Neon's
+  // pooled endpoint), where a session-level lock and its unlock could run on different
+  // server connections and the lock could stay behind on one of them.
+  auto locked = [&conn](const auto& body) {
+    pqxx::work w{conn};
+    w.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    w.exec("SELECT pg_advisory_xact_lock(" + std::to_string(migration_lock_key) + ")");
+    bool changed = body(w);
+    w.commit();
+    return changed;
   };
-  // A session-level lock: it outlives the transactions below and dies with the connection.
-  run("SELECT pg_advisory_lock(" + std::to_string(migration_lock_key) + ")");
+  locked([](pqxx::work& w) {
+    w.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+           "version int PRIMARY KEY, name text NOT NULL, "
+           "applied_at timestamptz NOT NULL DEFAULT now())");
+    return true;
+  });
   int applied = 0;
-  try {
-    {
-      pqxx::work w{conn};
-      w.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-             "version int PRIMARY KEY, name text NOT NULL, "
-             "applied_at timestamptz NOT NULL DEFAULT now())");
-      w.commit();
-    }
-    for (const auto& m : embedded_migrations()) {
-      pqxx::work w{conn};
+  for (const auto& m : embedded_migrations()) {
+    bool done = locked([&m](pqxx::work& w) {
       auto r = w.exec("SELECT 1 FROM schema_migrations WHERE version = " +
                       std::to_string(m.version));
       if (!r.empty())
-        continue;
+        return false;
       w.exec(m.sql);
       w.exec("INSERT INTO schema_migrations (version, name) VALUES (" +
              std::to_string(m.version) + ", " + w.quote(std::string{m.name}) + ")");
-      w.commit();
-      ++applied;
-    }
-  } catch (...) {
-    run("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
-    throw;
+      return true;
+    });
+    applied += done ? 1 : 0;
   }
-  run("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
   return applied;
 }
 

@@ -14,8 +14,9 @@ struct migration {
 /// Returns the migrations compiled into the binary, in version order.
 const std::vector<migration>& embedded_migrations();
 
-/// Applies every pending migration under an advisory lock, so that instances starting
-/// together do not collide. Returns the number applied; throws on failure.
+/// Applies every pending migration, each in a transaction holding a transaction-level advisory
+/// lock, so that instances starting together do not collide (also through a pooler in
+/// transaction mode). Returns the number applied; throws on failure.
 int migrate(const std::string& conninfo);
 
 /// One migration as the database knows it: applied (when) or pending; `known` is false for a

@@ -1,5 +1,7 @@
 #include "persistence/sql.hpp"
 
+#include <unordered_map>
+
 namespace todo::sql {
 
 namespace {
@@ -113,6 +115,16 @@ std::string list_name(const task_query& q) {
 const std::vector<statement>& all_statements() {
   static const std::vector<statement> all = make_statements();
   return all;
+}
+
+const std::string& statement_text(const std::string& name) {
+  static const auto by_name = [] {
+    std::unordered_map<std::string, const std::string*> m;
+    for (const auto& s : all_statements())
+      m.emplace(s.name, &s.text);
+    return m;
+  }();
+  return *by_name.at(name);
 }
 
 } // namespace todo::sql

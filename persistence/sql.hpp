@@ -26,4 +26,8 @@ std::string list_name(const task_query& q);
 /// Returns every statement a worker prepares on each new connection.
 const std::vector<statement>& all_statements();
 
+/// Returns the text of the statement called `name` (for running it unnamed, without
+/// preparing it: DB_PREPARED=false). Throws std::out_of_range for an unknown name.
+const std::string& statement_text(const std::string& name);
+
 } // namespace todo::sql

@@ -197,19 +197,27 @@ probe_result wait_for_database(
   }
 }
 
-std::optional<std::string> prepare_database(const std::string& database_url, int64_t timeout_ms,
-                                            int64_t connect_wait_ms) {
-  if (auto problem = conninfo_problem(database_url))
+std::optional<std::string> reach_database(const std::string& url, int64_t timeout_ms,
+                                          int64_t connect_wait_ms, const std::string& what) {
+  if (auto problem = conninfo_problem(url))
     return "cannot be parsed: " + *problem;
-  auto conninfo = with_timeouts(database_url, std::chrono::milliseconds(timeout_ms));
+  auto conninfo = with_timeouts(url, std::chrono::milliseconds(timeout_ms));
   auto reached = wait_for_database(
     conninfo, std::chrono::milliseconds(connect_wait_ms),
-    [connect_wait_ms](const std::string& reason, std::chrono::milliseconds spent) {
-      log::warn("database not reachable yet (" + std::to_string(spent.count()) + " of " +
+    [connect_wait_ms, what](const std::string& reason, std::chrono::milliseconds spent) {
+      log::warn(what + " not reachable yet (" + std::to_string(spent.count()) + " of " +
                 std::to_string(connect_wait_ms) + " ms): " + reason + "; retrying");
     });
   if (reached.outcome != probe_result::ok)
     return reached.reason;
+  return std::nullopt;
+}
+
+std::optional<std::string> prepare_database(const std::string& database_url, int64_t timeout_ms,
+                                            int64_t connect_wait_ms) {
+  if (auto problem = reach_database(database_url, timeout_ms, connect_wait_ms, "database"))
+    return problem;
+  auto conninfo = with_timeouts(database_url, std::chrono::milliseconds(timeout_ms));
   try {
     auto n = migrate(conninfo);
     log::info("schema up to date (" + std::to_string(n) + " migration(s) applied)");

@@ -49,4 +49,10 @@ probe_result wait_for_database(
 std::optional<std::string> prepare_database(const std::string& database_url, int64_t timeout_ms,
                                             int64_t connect_wait_ms);
 
+/// Reaches the database at `conninfo` as prepare_database does (parsed, then retried while the
+/// reason is transient, up to `connect_wait_ms`), without migrating: for DATABASE_LISTEN_URL.
+/// Returns why not, on one line without the password. `what` names it in retry warnings.
+std::optional<std::string> reach_database(const std::string& conninfo, int64_t timeout_ms,
+                                          int64_t connect_wait_ms, const std::string& what);
+
 } // namespace todo::db

@@ -40,11 +40,12 @@ struct pool_fixture {
   caf::actor_system sys{quiet(cfg)};
   db_actor pool;
   caf::scoped_actor self{sys};
-  pool_fixture() {
+  explicit pool_fixture(bool prepared = true) {
     db::migrate(database_url());
     db::db_config c;
     c.conninfo = database_url();
     c.pool_size = 2;
+    c.prepared = prepared;
     pool = db::spawn_db_pool(sys, c);
   }
   ~pool_fixture() {
@@ -73,6 +74,12 @@ task_cmd cmd_for(op kind, int64_t id = 0) {
   c.id = id;
   return c;
 }
+
+// DB_PREPARED=false: what runs behind a pooler in transaction mode.
+struct unprepared_pool_fixture : pool_fixture {
+  unprepared_pool_fixture() : pool_fixture(false) {
+  }
+};
 
 } // namespace
 
@@ -367,4 +374,72 @@ TEST_CASE_METHOD(pool_fixture, "the pool runs a user's queued writes together, i
   CHECK_FALSE(now_x->rows.at(0).completed);
   CHECK(exec(a, cmd_for(op::fetch, y.id)).error() == errc::task_not_found);
   CHECK(exec(b, cmd_for(op::fetch, other.id))->rows.at(0).completed); // b's own toggle
+}
+
+TEST_CASE_METHOD(unprepared_pool_fixture, "with DB_PREPARED=false every statement runs unnamed "
+                                          "with the same results") {
+  auto user = fresh_user();
+  auto t = make(user, "unnamed");
+  auto got = exec(user, cmd_for(op::fetch, t.id));
+  REQUIRE(got);
+  CHECK(got->rows.at(0).title == "unnamed");
+  auto upd = cmd_for(op::update, t.id);
+  upd.patch.set_description = true;
+  upd.patch.description = "d";
+  auto u = exec(user, upd);
+  REQUIRE(u);
+  CHECK(u->rows.at(0).description == std::optional<std::string>{"d"});
+  auto tg = exec(user, cmd_for(op::complete, t.id));
+  REQUIRE(tg);
+  CHECK(tg->rows.at(0).completed);
+  make(user, "second");
+  task_cmd list;
+  list.kind = op::list;
+  list.query.limit = 1;
+  list.query.offset = 5; // past the end: the count statement
+  auto page = exec(user, list);
+  REQUIRE(page);
+  CHECK(page->rows.empty());
+  CHECK(page->total == 2);
+  list.query.offset = 0;
+  page = exec(user, list);
+  REQUIRE(page);
+  CHECK(page->rows.size() == 1);
+  CHECK(page->total == 2);
+  // An Idempotency-Key: claim, write and answer in one transaction; a replay changes nothing.
+  task_cmd keyed;
+  keyed.kind = op::create;
+  keyed.patch.title = "keyed";
+  keyed.idem_key = "k-" + user;
+  keyed.idem_fingerprint = "fp";
+  auto k1 = exec(user, keyed);
+  REQUIRE(k1);
+  CHECK_FALSE(k1->replayed);
+  auto k2 = exec(user, keyed);
+  REQUIRE(k2);
+  CHECK(k2->replayed);
+  // A group commit (set statements with array parameters) on a worker of its own.
+  db::db_config c;
+  c.conninfo = database_url();
+  c.prepared = false;
+  auto worker = sys.spawn<caf::detached>(db::db_worker, c);
+  auto other = fresh_user();
+  task_cmd create_c;
+  create_c.kind = op::create;
+  create_c.patch.title = "in a batch";
+  std::vector<db_outcome> out;
+  self->request(worker, std::chrono::seconds(10), atom::batch::value,
+                std::vector<db_job>{{other, create_c}, {user, cmd_for(op::complete, t.id)}})
+    .receive([&](std::vector<db_outcome>& r) { out = std::move(r); },
+             [&](caf::error&) { FAIL("batch failed"); });
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].code == errc::none);
+  REQUIRE(out[1].code == errc::none);
+  CHECK_FALSE(out[1].result.rows.at(0).completed);
+  bool alive = false;
+  self->request(worker, std::chrono::seconds(10), atom::ping::value)
+    .receive([&](bool ok) { alive = ok; }, [&](caf::error&) {});
+  CHECK(alive);
+  self->send_exit(worker, caf::exit_reason::user_shutdown);
+  REQUIRE(exec(user, cmd_for(op::remove, t.id)));
 }

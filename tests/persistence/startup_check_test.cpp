@@ -17,6 +17,7 @@
 
 #include <pqxx/pqxx>
 
+#include "persistence/conninfo.hpp"
 #include "persistence/startup_check.hpp"
 
 using namespace todo;
@@ -234,4 +235,31 @@ TEST_CASE("only conditions that pass by themselves count as transient") {
   CHECK_FALSE(db::is_transient("invalid sslmode value: \"bogus\""));
   CHECK_FALSE(db::is_transient("could not open certificate file \"/r.crt\": No such file or "
                                "directory"));
+}
+
+TEST_CASE("a pooler in transaction mode is recognised by its host or port (DB_PREPARED=auto)") {
+  // Neon's pooled endpoint, in URL and key=value form, any case.
+  auto neon = db::pooler_hint("postgresql://u:pw-secret@ep-cool-1234-pooler.us-east-2.aws.neon"
+                              ".tech/db?sslmode=require");
+  REQUIRE(neon);
+  CHECK(neon->find("ep-cool-1234-pooler.us-east-2.aws.neon.tech") != std::string::npos);
+  CHECK(neon->find("pw-secret") == std::string::npos);
+  CHECK(db::pooler_hint("host=EP-X-POOLER.eu.neon.tech port=5432 dbname=db password=pw"));
+  // PgBouncer's default port; one of several hosts; host names a pooler but hostaddr connects.
+  CHECK(db::pooler_hint("postgresql://u@10.0.0.5:6432/db"));
+  CHECK(db::pooler_hint("host=db1,db2 port=5432,6432 dbname=db"));
+  CHECK(db::pooler_hint("postgresql://u@ep-a-pooler.example:5433/db?hostaddr=127.0.0.1"));
+  // Direct connections: Neon's direct endpoint, another port, a socket; unparsable: none.
+  CHECK_FALSE(db::pooler_hint("postgresql://u:p@ep-cool-1234.us-east-2.aws.neon.tech:5432/db"));
+  CHECK_FALSE(db::pooler_hint("postgresql://u@127.0.0.1:16432/db"));
+  CHECK_FALSE(db::pooler_hint("host=/var/run/postgresql port=5432 dbname=todo"));
+  CHECK_FALSE(db::pooler_hint("postgresql://u@pooler.example:5432/db")); // no "-pooler."
+  CHECK_FALSE(db::pooler_hint("host='unterminated"));
+
+  auto chosen = db::choose_statement_mode("auto", "postgresql://u@h-pooler.x:5432/db");
+  CHECK_FALSE(chosen.prepared);
+  CHECK(chosen.reason.find("DB_PREPARED=auto chose false") == 0);
+  CHECK(db::choose_statement_mode("auto", "postgresql://u@h:5432/db").prepared);
+  CHECK(db::choose_statement_mode("true", "postgresql://u@h-pooler.x:6432/db").prepared);
+  CHECK_FALSE(db::choose_statement_mode("false", "postgresql://u@h:5432/db").prepared);
 }

@@ -75,6 +75,8 @@ TEST_CASE("defaults apply when only the required settings are given") {
   CHECK(s.user_idle_ms == 300000);
   CHECK(s.max_pending_per_user == 256);
   CHECK(s.db_queue_limit == 4096);
+  CHECK(s.db_prepared == "auto");
+  CHECK(s.database_listen_url.empty());
 }
 
 TEST_CASE("a flag beats the environment, which beats .env, which beats the default") {
@@ -189,6 +191,31 @@ TEST_CASE("booleans accept true/false, 1/0 and yes/no in any case") {
   }
   auto err = error_of(load({"--jwt-require-exp=maybe"}));
   CHECK(err.setting == "JWT_REQUIRE_EXP");
+}
+
+TEST_CASE("DB_PREPARED takes auto or a boolean, stored as auto, true or false") {
+  for (auto [text, expected] : std::vector<std::pair<std::string, std::string>>{
+         {"auto", "auto"}, {" AUTO ", "auto"}, {"true", "true"}, {"1", "true"}, {"Yes", "true"},
+         {"false", "false"}, {"0", "false"}, {"no", "false"}}) {
+    INFO(text);
+    CHECK(value_of(load({"--db-prepared", text})).db_prepared == expected);
+  }
+  auto env = base_env();
+  env["DB_PREPARED"] = "false";
+  CHECK(value_of(load({}, env)).db_prepared == "false");
+  auto err = error_of(load({"--db-prepared=sometimes"}));
+  CHECK(err.setting == "DB_PREPARED");
+  CHECK(err.message == "must be auto, true or false (also 1/0, yes/no)");
+}
+
+TEST_CASE("DATABASE_LISTEN_URL is optional, taken as given and never echoed") {
+  const std::string direct = "postgresql://u:pw-ZQX-direct@db.example/todo?sslmode=require";
+  auto env = base_env();
+  env["DATABASE_LISTEN_URL"] = " " + direct + " ";
+  CHECK(value_of(load({}, env)).database_listen_url == direct);
+  CHECK(value_of(load({"--database-listen-url", direct})).database_listen_url == direct);
+  auto err = error_of(load({"--database-listen-url", direct, secret}));
+  CHECK(err.line().find("ZQX") == std::string::npos);
 }
 
 TEST_CASE("algorithm lists are trimmed, checked and deduplicated") {
@@ -312,12 +339,13 @@ TEST_CASE("the help text lists every setting with its flag and default") {
         "--cors-origins", "http://localhost:3000", "--db-pool-size", "--threads", "--log-level",
         "--log-format", "--max-body-bytes", "65536", "--read-timeout-ms", "--idle-timeout-ms",
         "--db-timeout-ms", "--db-connect-wait-ms", "--shutdown-grace-ms", "--max-connections", "--user-idle-ms",
-        "--max-pending-per-user", "--db-queue-limit", "DB_QUEUE_LIMIT", "--help"}) {
+        "--max-pending-per-user", "--db-queue-limit", "DB_QUEUE_LIMIT", "--db-prepared",
+        "DB_PREPARED", "--database-listen-url", "DATABASE_LISTEN_URL", "--help"}) {
     INFO(want);
     CHECK(text.find(want) != std::string::npos);
   }
   // Header lines plus one line per setting.
-  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 44);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3 + 46);
 }
 
 TEST_CASE("an unknown flag is named in the error") {
