@@ -173,11 +173,18 @@ int serve(const todo::settings& cfg) {
   std::optional<todo::db::change_listener> listener;
   listener.emplace(
     todo::db::with_timeouts(listen_url, db_timeout),
-    [registries, caching, &hub](const todo::task_change& change) {
-      todo::http::publish_change(hub, change);
-      if (caching)
-        caf::anon_send(todo::shard_for(registries, change.user), todo::atom::apply::value,
-                       change);
+    [registries, caching, &hub](std::vector<todo::task_change>& changes) {
+      for (const auto& change : changes)
+        todo::http::publish_change(hub, change);
+      if (!caching)
+        return;
+      // One message per registry shard for all that arrived together (not one per row).
+      std::vector<std::vector<todo::task_change>> by_shard(registries.size());
+      for (auto& change : changes)
+        by_shard[todo::shard_index(registries, change.user)].push_back(std::move(change));
+      for (size_t i = 0; i < by_shard.size(); ++i)
+        if (!by_shard[i].empty())
+          caf::anon_send(registries[i], todo::atom::apply::value, std::move(by_shard[i]));
     },
     [registries, caching, &hub] {
       if (caching)

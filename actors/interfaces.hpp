@@ -42,6 +42,7 @@ using courier_job_ptr = std::shared_ptr<courier_job>;
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::task_change)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::task_change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_outcome>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::courier_job_ptr)
@@ -105,8 +106,9 @@ using user_registry_actor = caf::typed_actor<
   caf::reacts_to<atom::tick>,
   // Tells the user's manager (if any) that its cache is stale.
   caf::reacts_to<atom::invalidate, std::string>,
-  // Hands a committed change to the user's manager (if any) for its cache.
-  caf::reacts_to<atom::apply, task_change>,
+  // Hands committed changes (in commit order) to their users' managers, if alive, for their
+  // caches.
+  caf::reacts_to<atom::apply, std::vector<task_change>>,
   // Tells every manager that its cache is stale (notifications may have been missed).
   caf::reacts_to<atom::invalidate>,
   // Evicts this shard's users chosen for eviction over the cache budget.

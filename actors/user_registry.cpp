@@ -167,9 +167,10 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       if (auto i = self->state.users.find(user); i != self->state.users.end())
         self->send(i->second.manager, atom::invalidate::value);
     },
-    [self](atom::apply, task_change& change) {
-      if (auto i = self->state.users.find(change.user); i != self->state.users.end())
-        self->send(i->second.manager, atom::apply::value, std::move(change));
+    [self](atom::apply, std::vector<task_change>& changes) {
+      for (auto& change : changes)
+        if (auto i = self->state.users.find(change.user); i != self->state.users.end())
+          self->send(i->second.manager, atom::apply::value, std::move(change));
     },
     [self](atom::invalidate) {
       for (auto& [user, e] : self->state.users)

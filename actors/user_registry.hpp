@@ -35,9 +35,13 @@ struct user_registry_state {
 using registry_shards = std::vector<user_registry_actor>;
 
 /// Returns the shard that owns `user` (always the same one for the same user).
+inline size_t shard_index(const registry_shards& shards, const std::string& user) {
+  return std::hash<std::string>{}(user) % shards.size();
+}
+
 inline const user_registry_actor& shard_for(const registry_shards& shards,
                                             const std::string& user) {
-  return shards[std::hash<std::string>{}(user) % shards.size()];
+  return shards[shard_index(shards, user)];
 }
 
 /// Routes each user's commands to that user's task manager, spawning it on first use.

@@ -52,25 +52,25 @@ namespace {
 
 class event_receiver : public pqxx::notification_receiver {
 public:
-  event_receiver(pqxx::connection_base& c, const std::function<void(const task_change&)>& fn)
-    : pqxx::notification_receiver(c, "todo_task_events"), fn_(fn) {
+  event_receiver(pqxx::connection_base& c, std::vector<task_change>& out)
+    : pqxx::notification_receiver(c, "todo_task_events"), out_(out) {
   }
   void operator()(const std::string& payload, int) override {
     if (auto change = parse_change(payload))
-      fn_(*change);
+      out_.push_back(std::move(*change));
   }
 
 private:
-  const std::function<void(const task_change&)>& fn_;
+  std::vector<task_change>& out_;
 };
 
 } // namespace
 
 change_listener::change_listener(std::string conninfo,
-                                 std::function<void(const task_change&)> on_change,
+                                 std::function<void(std::vector<task_change>&)> on_changes,
                                  std::function<void()> on_reset)
   : conninfo_(std::move(conninfo)),
-    on_change_(std::move(on_change)),
+    on_changes_(std::move(on_changes)),
     on_reset_(std::move(on_reset)) {
   thread_ = std::thread([this] { run(); });
 }
@@ -92,7 +92,8 @@ void change_listener::run() {
   while (!stop_) {
     try {
       pqxx::connection conn{conninfo_};
-      event_receiver events{conn, on_change_};
+      std::vector<task_change> arrived;
+      event_receiver events{conn, arrived};
       on_reset_();
       {
         std::lock_guard<std::mutex> guard{m_};
@@ -103,8 +104,13 @@ void change_listener::run() {
         log::info("change listener reconnected");
       warned = false;
       backoff = std::chrono::milliseconds(100);
-      while (!stop_)
-        conn.await_notification(0, 200000);
+      while (!stop_) {
+        conn.await_notification(0, 200000); // delivers every notification that is there
+        if (!arrived.empty()) {
+          on_changes_(arrived);
+          arrived.clear();
+        }
+      }
     } catch (const std::exception&) {
       if (!warned)
         log::warn("change listener lost its database connection; caches are dropped");

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "actors/model/model.hpp"
 
@@ -17,13 +18,15 @@ namespace todo::db {
 std::optional<task_change> parse_change(const std::string& payload);
 
 /// Listens (LISTEN todo_task_events) for every committed change to tasks, from any writer
-/// (this instance, others, psql), and reports each, in commit order (`on_change`: cache
-/// coherence and live updates). Runs on a thread of its own with its own connection (LISTEN
+/// (this instance, others, psql), and reports them in commit order (`on_changes`: cache
+/// coherence and live updates), as many at a time as arrived together (a group commit's rows
+/// arrive together: one hand-over for all of them). Runs on a thread of its own with its own connection (LISTEN
 /// needs a session: DATABASE_LISTEN_URL behind a transaction pooler); reconnects by itself
 /// and reports a reset after each (re)connect, since notifications may have been missed.
 class change_listener {
 public:
-  change_listener(std::string conninfo, std::function<void(const task_change&)> on_change,
+  change_listener(std::string conninfo,
+                  std::function<void(std::vector<task_change>&)> on_changes,
                   std::function<void()> on_reset);
   ~change_listener();
 
@@ -37,7 +40,7 @@ private:
   void run();
 
   std::string conninfo_;
-  std::function<void(const task_change&)> on_change_;
+  std::function<void(std::vector<task_change>&)> on_changes_;
   std::function<void()> on_reset_;
   std::atomic<bool> stop_{false};
   std::mutex m_;

@@ -246,3 +246,40 @@ TEST_CASE_METHOD(budget_registry, "a user with work in flight keeps its manager 
   CHECK(again->json.find("in flight") != std::string::npos);
   CHECK(budget->used.load() > alone);
 }
+
+TEST_CASE_METHOD(registry_fixture, "changes from the feed reach the managers of their users, in "
+                                   "order; users without a manager cost nothing") {
+  auto made = ask<task_result>(registry, atom::exec::value, std::string{"alice"},
+                               test::create_cmd("milk"));
+  REQUIRE(made);
+  task_cmd list;
+  list.kind = op::list;
+  REQUIRE(ask<task_result>(registry, atom::exec::value, std::string{"alice"}, list));
+  auto reads = data->log.size();
+  auto row = made->rows.at(0);
+  std::vector<task_change> changes;
+  for (int v = 2; v <= 4; ++v) { // three updates of one row, in commit order
+    task_change c;
+    c.what = task_change::kind::updated;
+    c.user = "alice";
+    c.row = row;
+    c.row.version = v;
+    c.row.title = "v" + std::to_string(v);
+    changes.push_back(c);
+  }
+  task_change other; // a user nobody asked for here: no manager is spawned for it
+  other.what = task_change::kind::created;
+  other.user = "bob";
+  other.row.id = 99;
+  changes.push_back(other);
+  caf::anon_send(registry, atom::apply::value, changes);
+  run();
+  task_cmd fetch;
+  fetch.kind = op::fetch;
+  fetch.id = row.id;
+  auto got = ask<task_result>(registry, atom::exec::value, std::string{"alice"}, fetch);
+  REQUIRE(got);
+  CHECK(got->rows.at(0).title == "v4");
+  CHECK(data->log.size() == reads); // from the cache
+  CHECK(managers() == 1);
+}
