@@ -233,9 +233,6 @@ auto busy_call_failed(self_ptr self, promise rp) {
   };
 }
 
-// Runs a conditional mutation (If-Match): 412 unless the task's current ETag is listed. The
-// check and the mutation are one step of this user's queue, so no other request of this
-// instance can slip between them.
 // Applies one committed write to the cache and answers it.
 void write_done(self_ptr self, const task_cmd& cmd, promise& rp, task_result r) {
   if (r.replayed) {
