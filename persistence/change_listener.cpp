@@ -9,11 +9,12 @@
 
 namespace todo::db {
 
-std::optional<task_change> parse_change(const std::string& payload) {
+namespace {
+
+// One row object of the feed (migration 007's format); nullopt when it is not one.
+std::optional<task_change> parse_row(const boost::json::value& v) {
   namespace json = boost::json;
-  boost::system::error_code ec;
-  auto v = json::parse(payload, ec);
-  if (ec || !v.is_object())
+  if (!v.is_object())
     return std::nullopt;
   const auto& o = v.get_object();
   const auto* user = o.if_contains("u");
@@ -48,6 +49,28 @@ std::optional<task_change> parse_change(const std::string& payload) {
   return out;
 }
 
+} // namespace
+
+size_t parse_changes(const std::string& payload, std::vector<task_change>& out) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(payload, ec);
+  if (ec)
+    return 0;
+  size_t added = 0;
+  auto take = [&](const boost::json::value& row) {
+    if (auto change = parse_row(row)) {
+      out.push_back(std::move(*change));
+      ++added;
+    }
+  };
+  if (v.is_array())
+    for (const auto& row : v.get_array())
+      take(row);
+  else
+    take(v);
+  return added;
+}
+
 namespace {
 
 class event_receiver : public pqxx::notification_receiver {
@@ -56,8 +79,7 @@ public:
     : pqxx::notification_receiver(c, "todo_task_events"), out_(out) {
   }
   void operator()(const std::string& payload, int) override {
-    if (auto change = parse_change(payload))
-      out_.push_back(std::move(*change));
+    parse_changes(payload, out_);
   }
 
 private:

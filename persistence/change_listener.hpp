@@ -14,8 +14,10 @@
 
 namespace todo::db {
 
-/// Reads one notification of the change feed (migration 007); nullopt when it is not one.
-std::optional<task_change> parse_change(const std::string& payload);
+/// Appends the changes one notification of the feed describes to `out`, in order: a JSON
+/// array of row objects (migration 008: one per statement, as many rows as fit) or a single
+/// row object (007). Returns how many were added; what is not a row is skipped.
+size_t parse_changes(const std::string& payload, std::vector<task_change>& out);
 
 /// Listens (LISTEN todo_task_events) for every committed change to tasks, from any writer
 /// (this instance, others, psql), and reports them in commit order (`on_changes`: cache
