@@ -25,6 +25,14 @@ else
 fi
 repo=$work/repo
 export TODO_LOG_DIR=$work/logs
+# This test builds the project twice from scratch (step 2, and step 6 after the move). With
+# ccache (scripts/test installs it) and a private cache based at $work, the second build finds
+# the first one's objects (the moved tree has the same paths relative to $work): it still
+# reconfigures and runs the whole build, without recompiling. Saves about two minutes.
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR=$work/ccache CCACHE_BASEDIR=$work
+  unset CCACHE_DISABLE
+fi
 run() { # run NAME [env...] -- args: runs scripts/run in the copy, output in $work/NAME.out
   local name=$1
   shift
