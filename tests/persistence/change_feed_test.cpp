@@ -1,4 +1,4 @@
-// The change feed (migrations 007 and 008) through the real listener, against the real
+// The change feed (migrations 007, 008 and 009) through the real listener, against the real
 // PostgreSQL that scripts/test starts: what a statement's rows look like on the wire and
 // whether a cache rebuilt from the feed alone equals the table.
 
