@@ -20,6 +20,7 @@
 #include "actors/actor_gateway.hpp"
 #include "actors/auth.hpp"
 #include "actors/model/stage_trace.hpp"
+#include "actors/scheduler.hpp"
 #include "actors/tokens/jwks.hpp"
 #include "actors/tokens/token_cli.hpp"
 #include "actors/user_registry.hpp"
@@ -103,6 +104,7 @@ int serve(const todo::settings& cfg) {
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
   sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  todo::use_quiet_scheduler(sys_cfg); // CAF's work stealing without per-message logger work
   caf::actor_system sys{sys_cfg};
 
   todo::db::db_config db_cfg;

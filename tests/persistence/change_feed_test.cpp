@@ -17,17 +17,13 @@
 
 #include "persistence/change_listener.hpp"
 #include "persistence/migrations.hpp"
+#include "test_database.hpp"
 
 using namespace todo;
 
 namespace {
 
-std::string database_url() {
-  const char* url = std::getenv("TEST_DATABASE_URL");
-  if (!url || !*url)
-    FAIL("TEST_DATABASE_URL is not set: run the tests through scripts/test");
-  return url;
-}
+using test::database_url;
 
 std::string fresh_user(const std::string& tag) {
   static std::atomic<int> n{0};

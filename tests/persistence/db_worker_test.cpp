@@ -12,18 +12,14 @@
 
 #include "persistence/db_pool.hpp"
 #include "persistence/migrations.hpp"
+#include "test_database.hpp"
 #include "persistence/sql.hpp"
 
 using namespace todo;
 
 namespace {
 
-std::string database_url() {
-  const char* url = std::getenv("TEST_DATABASE_URL");
-  if (!url || !*url)
-    FAIL("TEST_DATABASE_URL is not set: run the tests through scripts/test");
-  return url;
-}
+using test::database_url;
 
 std::string fresh_user() {
   static std::atomic<int> n{0};
