@@ -21,7 +21,7 @@ struct quiet_stealing : caf::policy::work_stealing {};
 /// stealing settings are read from `cfg` as usual (`scheduler.max-threads`, `work-stealing.*`).
 void use_quiet_scheduler(caf::actor_system_config& cfg);
 
-/// True if `sys` runs on the scheduler above (a check for tests and the start-up log).
+/// True if `sys` runs on the scheduler above (for the tests).
 bool runs_quiet_scheduler(caf::actor_system& sys);
 
 } // namespace todo

@@ -13,8 +13,6 @@
 #include <string_view>
 #include <utility>
 
-#include <sstream>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/post.hpp>
@@ -497,9 +495,7 @@ private:
     if (live_->chunked)
       head.set(bhttp::field::transfer_encoding, "chunked");
     head.keep_alive(true);
-    std::ostringstream os;
-    os << head.base();
-    live_->head = os.str();
+    append_head(live_->head, head);
     slots_[idx].stream = true;
     respond(ex, std::move(head)); // logged and counted like any answer; written by start_stream
   }

@@ -5,12 +5,7 @@
 namespace todo::http {
 
 void append_head(std::string& out, const response& res) {
-  std::size_t fields_size = 0;
-  for (const auto& f : res)
-    fields_size += f.name_string().size() + f.value().size() + 4;
   auto reason = res.reason();
-  out.reserve(out.size() + 16 + reason.size() + fields_size + 2);
-
   // Status line. The parser accepts HTTP/1.0 and 1.1 only, and a response carries the
   // request's version: the major digit is always 1, as in Beast's writer.
   out += "HTTP/1.";
@@ -33,12 +28,6 @@ void append_head(std::string& out, const response& res) {
     out += "\r\n";
   }
   out += "\r\n";
-}
-
-void append_wire(std::string& out, const response& res) {
-  out.reserve(out.size() + 512 + res.body().size());
-  append_head(out, res);
-  out += res.body();
 }
 
 } // namespace todo::http

@@ -21,9 +21,15 @@ std::string beast_bytes(const response& res) {
   return os.str();
 }
 
+// What the session writes: the head, then the body's bytes.
+void append_ours(std::string& out, const response& res) {
+  append_head(out, res);
+  out += res.body();
+}
+
 std::string ours(const response& res) {
   std::string out;
-  append_wire(out, res);
+  append_ours(out, res);
   return out;
 }
 
@@ -115,11 +121,25 @@ TEST_CASE("wire: responses are the bytes Beast's serializer writes") {
   }
 }
 
+TEST_CASE("wire: an event stream's head is Beast's header bytes") {
+  // open_stream writes the head itself, then chunked frames.
+  response head{bhttp::status::ok, 11};
+  head.set(bhttp::field::content_type, "text/event-stream");
+  head.set(bhttp::field::cache_control, "no-cache");
+  head.set(bhttp::field::transfer_encoding, "chunked");
+  head.keep_alive(true);
+  std::ostringstream os;
+  os << head.base();
+  std::string out;
+  append_head(out, head);
+  CHECK(out == os.str());
+}
+
 TEST_CASE("wire: appends to what the buffer already holds") {
   auto first = json(bhttp::status::ok, "[1]");
   auto second = json(bhttp::status::created, "{}");
   std::string out;
-  append_wire(out, first);
-  append_wire(out, second);
+  append_ours(out, first);
+  append_ours(out, second);
   CHECK(out == beast_bytes(first) + beast_bytes(second));
 }
