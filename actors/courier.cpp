@@ -1,5 +1,6 @@
 #include "actors/courier.hpp"
 
+#include "actors/task_manager.hpp"
 #include "config/metrics.hpp"
 
 namespace todo {
@@ -31,6 +32,23 @@ uint64_t sync_generation(courier_state& st) {
   return gen;
 }
 
+// Sends `xs` (the job's command moved out of it last) to `dest` (the user's manager, or the
+// registry that forwards to it) and the manager's answer to the job.
+template <class Dest, class... Ts>
+void ask(self_ptr self, const courier_job_ptr& job, const Dest& dest, Ts&&... xs) {
+  auto stamps = job->cmd.trace;
+  self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
+    .then(
+      [=](task_result& r) {
+        if (stamps) {
+          trace::mark(stamps, trace::replied);
+          trace::record(*stamps);
+        }
+        job->done(reply{errc::none, {}, std::move(r), {}, 0});
+      },
+      [=](caf::error& err) { job->done(failure(err)); });
+}
+
 // The second half of a job, once its token's user is known.
 void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries,
          const courier_job_ptr& job, std::string user, int64_t until = 0) {
@@ -46,17 +64,44 @@ void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries
     job->done(std::move(ok));
     return;
   }
+  auto& st = self->state;
+  // A user whose manager this courier knows: straight there, unless the cache budget is over
+  // (then through the registry, which evicts for it).
+  if (auto r = st.routes.find(user); r != st.routes.end()) {
+    auto& slot = *r->second.slot;
+    if (!slot.budget || !slot.budget->over()) {
+      switch (slot.try_claim()) {
+        case user_slot::claim::ok:
+          metrics::actors().user_queue.fetch_add(1, std::memory_order_relaxed);
+          slot.last_used.store(self->clock().now().time_since_epoch().count(),
+                               std::memory_order_relaxed);
+          ask(self, job, r->second.manager, atom::exec::value, std::move(job->cmd));
+          return;
+        case user_slot::claim::full:
+          job->done(failure(caf::make_error(errc::overloaded)));
+          return;
+        case user_slot::claim::retired: // evicted: the registry spawns a new one
+          st.routes.erase(r);
+          break;
+      }
+    } else {
+      ask(self, job, shard_for(*registries, user), atom::exec::value, std::move(user),
+          std::move(job->cmd));
+      return;
+    }
+  }
+  // Learn the route (the registry counts this request in), then go there.
   const auto& registry = shard_for(*registries, user);
-  self->request(registry, caf::infinite, atom::exec::value, std::move(user), job->cmd)
+  self->request(registry, caf::infinite, atom::route::value, user)
     .then(
-      [=](task_result& r) {
-        if (job->cmd.trace) {
-          trace::mark(job->cmd.trace, trace::replied);
-          trace::record(*job->cmd.trace);
-        }
-        job->done(reply{errc::none, {}, std::move(r), {}, 0});
+      [=](task_manager_actor& manager, pending_counter& slot) {
+        auto& st = self->state;
+        if (st.routes.size() >= courier_state::max_routes)
+          st.routes.clear();
+        st.routes.insert_or_assign(user, courier_route{manager, std::move(slot)});
+        ask(self, job, manager, atom::exec::value, std::move(job->cmd));
       },
-          [=](caf::error& err) { job->done(failure(err)); });
+      [=](caf::error& err) { job->done(failure(err)); });
 }
 
 } // namespace

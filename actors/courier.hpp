@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "actors/interfaces.hpp"
 #include "actors/tokens/token_cache.hpp"
@@ -22,10 +24,20 @@ struct courier_tokens {
   std::function<int64_t()> now; // Unix seconds; empty means the system clock
 };
 
+/// A user's manager as a courier knows it (from the registry): a request of that user goes
+/// straight to the manager, counted in on the slot (user_slot::try_claim), instead of through
+/// the registry; a retired slot sends the courier back to the registry.
+struct courier_route {
+  task_manager_actor manager;
+  pending_counter slot;
+};
+
 struct courier_state {
   courier_tokens cfg;
   std::optional<token_cache> tokens;
   uint64_t generation = 0; // of the verdicts in `tokens`
+  std::unordered_map<std::string, courier_route> routes;
+  static constexpr size_t max_routes = 4096; // then forgotten all at once and learnt again
   static inline const char* name = "courier";
 };
 

@@ -35,6 +35,10 @@ struct courier_job {
 
 using courier_job_ptr = std::shared_ptr<courier_job>;
 
+/// What the registry, the couriers and one user's manager share (actors/task_manager.hpp).
+struct user_slot;
+using pending_counter = std::shared_ptr<user_slot>;
+
 } // namespace todo
 
 // CAF 0.17: our value types hold std::optional, which its inspectors do not know; they
@@ -46,6 +50,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::task_change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<todo::db_outcome>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::courier_job_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(todo::pending_counter)
 CAF_ERROR_CODE_ENUM(todo::errc, "todo")
 
 namespace todo {
@@ -62,6 +67,7 @@ using invalidate = caf::atom_constant<caf::atom("invalidate")>;
 using apply = caf::atom_constant<caf::atom("apply")>;
 using shed = caf::atom_constant<caf::atom("shed")>;
 using claims = caf::atom_constant<caf::atom("claims")>;
+using route = caf::atom_constant<caf::atom("route")>;
 } // namespace atom
 
 /// Checks bearer tokens.
@@ -102,6 +108,10 @@ using task_manager_actor = caf::typed_actor<
 using user_registry_actor = caf::typed_actor<
   // Routes a command to the user's task manager (errc::overloaded when too much is pending).
   caf::replies_to<atom::exec, std::string, task_cmd>::with<task_result>,
+  // The user's task manager (spawned on demand) and its slot, with one request already counted
+  // in for the asker, who sends it straight to the manager and may keep both for the user's
+  // next requests (user_slot::try_claim). errc::overloaded like exec.
+  caf::replies_to<atom::route, std::string>::with<task_manager_actor, pending_counter>,
   // Evicts managers idle for longer than the configured period.
   caf::reacts_to<atom::tick>,
   // Tells the user's manager (if any) that its cache is stale.

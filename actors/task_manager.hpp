@@ -21,13 +21,43 @@ struct cached_task {
   std::string etag; // etag_of(json)
 };
 
-/// What the registry and one manager share: the requests the registry handed on that the
-/// manager has not answered yet (the registry counts up, the manager counts down when it
-/// answers: it answers the requester directly, without a hop back through the registry), when
-/// each last did so (for idle eviction and the cache budget's least-recently-used choice), and
-/// what the manager's cache holds.
+struct cache_budget;
+
+/// What the registry, the couriers and one manager share: the requests handed on that the
+/// manager has not answered yet (the registry, or a courier that knows the manager, counts
+/// up; the manager counts down when it answers: it answers the requester directly, without a
+/// hop back through the registry), when each last did so (for idle eviction and the cache
+/// budget's least-recently-used choice), and what the manager's cache holds.
 struct user_slot {
+  /// `pending` with this bit set: the registry has retired the slot (its manager is stopping
+  /// or gone); nobody may hand the manager anything any more.
+  static constexpr size_t retired_bit = ~(~size_t{0} >> 1);
+  enum class claim { ok, full, retired };
+
+  /// Counts one request in, for a requester that holds the manager's handle (a courier):
+  /// fails when `max_pending` requests are in flight or the registry retired the slot. After
+  /// `ok` the manager stays alive until it has answered (the registry retires only idle slots).
+  claim try_claim() {
+    auto n = pending.load(std::memory_order_acquire);
+    do {
+      if (n & retired_bit)
+        return claim::retired;
+      if (n >= max_pending)
+        return claim::full;
+    } while (!pending.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel,
+                                            std::memory_order_acquire));
+    return claim::ok;
+  }
+  /// The registry only, just before it stops the manager: succeeds when nothing is in flight,
+  /// and from then on every try_claim fails, so no request can reach a stopping manager.
+  bool try_retire() {
+    size_t idle = 0;
+    return pending.compare_exchange_strong(idle, retired_bit, std::memory_order_acq_rel);
+  }
+
   std::atomic<size_t> pending{0};
+  size_t max_pending = 256;            // MAX_PENDING_PER_USER, set by the registry
+  std::shared_ptr<const cache_budget> budget; // null: no bound (a courier checks it)
   std::atomic<int64_t> last_used{0};   // actor_clock ticks: the registry last handed on
   std::atomic<int64_t> last_answer{0}; // actor_clock ticks: the manager last answered
   std::atomic<int64_t> cache_bytes{0}; // the manager's estimate of what its cache holds
@@ -37,7 +67,6 @@ struct user_slot {
                     last_answer.load(std::memory_order_relaxed));
   }
 };
-using pending_counter = std::shared_ptr<user_slot>;
 
 /// The memory all managers' caches may hold together (CACHE_MAX_MB). Each manager adds and
 /// subtracts its own estimate as its cache changes. The first registry shard to see the total

@@ -17,7 +17,8 @@ int64_t ticks(caf::actor_clock::time_point t) {
   return t.time_since_epoch().count();
 }
 
-// Stops the manager of `i`'s user and forgets it; a new request spawns a fresh one.
+// Stops the manager of `i`'s user (its slot already retired: no courier can hand it anything
+// any more) and forgets it; a new request spawns a fresh one.
 entry_iter evict(self_ptr self, entry_iter i) {
   auto mgr = std::move(i->second.manager);
   auto next = self->state.users.erase(i);
@@ -47,7 +48,7 @@ void shed_marked(self_ptr self) {
     auto& slot = *i->second.pending;
     if (!slot.shed.exchange(false, std::memory_order_relaxed)) {
       ++i;
-    } else if (slot.pending.load(std::memory_order_acquire) == 0) {
+    } else if (slot.try_retire()) {
       i = evict(self, i);
     } else {
       self->send(i->second.manager, atom::invalidate::value);
@@ -117,35 +118,52 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       self->delayed_send(self, tick_every, atom::tick::value);
     }
   };
+  // Finds or spawns the user's manager and counts one request in (null: too much pending).
+  auto admit = [self, arm](const std::string& user) -> user_registry_state::entry* {
+    auto& st = self->state;
+    auto i = st.users.find(user);
+    if (i == st.users.end()) {
+      // Linked: managers stop with the registry.
+      auto slot = std::make_shared<user_slot>();
+      slot->max_pending = st.limits.max_pending_per_user;
+      slot->budget = st.limits.budget;
+      if (st.limits.budget)
+        enroll(*st.limits.budget, slot);
+      auto mgr = self->spawn<caf::linked>(task_manager, user, st.db, st.limits.db_timeout,
+                                          st.limits.cache_limit, slot, st.limits.budget);
+      i = st.users.emplace(user, user_registry_state::entry{std::move(mgr), std::move(slot)})
+            .first;
+      arm();
+    }
+    auto& e = i->second;
+    // Never retired while in `users` (retiring and erasing go together): a full slot is the
+    // only way to fail.
+    if (e.pending->try_claim() != user_slot::claim::ok)
+      return nullptr;
+    metrics::actors().user_queue.fetch_add(1, std::memory_order_relaxed);
+    auto now = self->clock().now();
+    e.pending->last_used.store(ticks(now), std::memory_order_relaxed);
+    if (st.limits.budget && st.limits.budget->over())
+      choose_and_shed(self, now); // `e` stays: it has a request in flight
+    return &e;
+  };
   return {
-    [self, arm](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
-      auto& st = self->state;
-      auto i = st.users.find(user);
-      if (i == st.users.end()) {
-        // Linked: managers stop with the registry.
-        auto slot = std::make_shared<user_slot>();
-        if (st.limits.budget)
-          enroll(*st.limits.budget, slot);
-        auto mgr = self->spawn<caf::linked>(task_manager, user, st.db, st.limits.db_timeout,
-                                            st.limits.cache_limit, slot, st.limits.budget);
-        i = st.users.emplace(user, user_registry_state::entry{std::move(mgr), std::move(slot)})
-              .first;
-        arm();
-      }
-      auto& e = i->second;
-      if (e.pending->pending.load(std::memory_order_acquire) >= st.limits.max_pending_per_user)
+    [self, admit](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
+      auto e = admit(user);
+      if (!e)
         return caf::make_error(errc::overloaded);
-      e.pending->pending.fetch_add(1, std::memory_order_relaxed);
-      metrics::actors().user_queue.fetch_add(1, std::memory_order_relaxed);
-      auto now = self->clock().now();
-      e.pending->last_used.store(ticks(now), std::memory_order_relaxed);
-      if (st.limits.budget && st.limits.budget->over())
-        choose_and_shed(self, now); // `e` stays: it has a request in flight
       // The manager answers the requester directly (one hop fewer than relaying the answer
       // through here) and counts `pending` down when it does, so a manager is still only
       // evicted when nothing of its user is in flight. No timeout: a manager always answers
       // (its database calls have one).
-      return self->delegate(e.manager, atom::exec::value, std::move(cmd));
+      return self->delegate(e->manager, atom::exec::value, std::move(cmd));
+    },
+    [admit](atom::route,
+                  const std::string& user) -> caf::result<task_manager_actor, pending_counter> {
+      auto e = admit(user);
+      if (!e)
+        return caf::make_error(errc::overloaded);
+      return {e->manager, e->pending};
     },
     [self, arm](atom::tick) {
       auto& st = self->state;
@@ -154,8 +172,8 @@ user_registry(user_registry_actor::stateful_pointer<user_registry_state> self, d
       auto idle = std::chrono::duration_cast<caf::actor_clock::duration_type>(st.limits.user_idle)
                     .count();
       for (auto i = st.users.begin(); i != st.users.end();) {
-        const auto& slot = *i->second.pending;
-        if (slot.pending.load(std::memory_order_acquire) == 0 && now - slot.last_active() >= idle)
+        auto& slot = *i->second.pending;
+        if (now - slot.last_active() >= idle && slot.try_retire())
           i = evict(self, i);
         else
           ++i;

@@ -403,9 +403,13 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
   if (t.invalid) {
     // Authentication comes first (401/403 before 400/415): check the token only.
     auto [code, body] = std::move(*t.invalid);
+    // The callbacks run once each: what they captured moves on instead of being copied.
     ctx.gw.authorize(std::string{token}, r.user_id,
-                     [&c, to, ex, code = code, body = std::move(body)](reply rep) {
-                       to->post([&c, to, ex, code, body, rep = std::move(rep)] {
+                     [&c, to = std::move(to), ex = std::move(ex), code = code,
+                      body = std::move(body)](reply rep) mutable {
+                       auto& session = *to;
+                       session.post([&c, to = std::move(to), ex = std::move(ex), code,
+                                     body = std::move(body), rep = std::move(rep)] {
                          --c.in_flight;
                          answer(*to, ex, rep.code != errc::none
                                            ? error_response(c, ex, rep.code, rep.reason)
@@ -418,8 +422,12 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
   std::string location_prefix =
     r.scoped ? "/api/" + encode_segment(r.user_id) + "/tasks/" : "/api/tasks/";
   ctx.gw.submit(std::string{token}, r.user_id, std::move(t.cmd),
-                [&c, to, ex, kind, location_prefix = std::move(location_prefix)](reply rep) {
-                  to->post([&c, to, ex, kind, location_prefix, rep = std::move(rep)]() mutable {
+                [&c, to = std::move(to), ex = std::move(ex), kind,
+                 location_prefix = std::move(location_prefix)](reply rep) mutable {
+                  auto& session = *to;
+                  session.post([&c, to = std::move(to), ex = std::move(ex), kind,
+                                location_prefix = std::move(location_prefix),
+                                rep = std::move(rep)]() mutable {
                     --c.in_flight;
                     answer(*to, ex, reply_response(c, ex, kind, location_prefix, std::move(rep)));
                   });

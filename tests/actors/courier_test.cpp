@@ -44,7 +44,8 @@ struct courier_fixture : test::deterministic_system {
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
 
-  explicit courier_fixture(bool token_cache = false) {
+  explicit courier_fixture(bool token_cache = false,
+                           caf::timespan user_idle = std::chrono::minutes(5)) {
     auth_config acfg;
     acfg.opts.hs256_secret = secret;
     acfg.detach_fetch = false;
@@ -60,6 +61,7 @@ struct courier_fixture : test::deterministic_system {
     }
     auth = sys.spawn(todo::auth, acfg);
     registry_limits limits;
+    limits.user_idle = user_idle;
     for (int i = 0; i < 2; ++i)
       shards.push_back(sys.spawn(user_registry, caf::actor_cast<db_actor>(db), limits));
     carrier = sys.spawn(courier, auth, std::make_shared<const registry_shards>(shards), tokens);
@@ -73,8 +75,9 @@ struct courier_fixture : test::deterministic_system {
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
   }
 
-  // Sends one job and runs the system until nothing is left to do.
-  void carry(std::string token, std::string scoped_user, task_cmd cmd,
+  // Sends one job and runs the system until nothing is left to do; returns how many actor
+  // steps (resumes) that took.
+  size_t carry(std::string token, std::string scoped_user, task_cmd cmd,
              bool authorize_only = false) {
     auto job = std::make_shared<courier_job>();
     job->token = std::move(token);
@@ -83,7 +86,13 @@ struct courier_fixture : test::deterministic_system {
     job->authorize_only = authorize_only;
     job->done = [this](reply r) { replies.push_back(std::move(r)); };
     caf::anon_send(carrier, std::move(job));
-    run();
+    return sched.run();
+  }
+};
+
+// Managers idle for a second are evicted (on the registry's next tick).
+struct quick_eviction : courier_fixture {
+  quick_eviction() : courier_fixture(false, std::chrono::seconds(1)) {
   }
 };
 
@@ -196,4 +205,62 @@ TEST_CASE_METHOD(courier_fixture, "an error from the task manager reaches done a
   carry(token_for("carol"), "", fetch);
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].code == errc::task_not_found);
+}
+
+TEST_CASE_METHOD(courier_fixture, "a courier sends a known user's requests straight to the manager") {
+  auto alice = token_for("alice");
+  task_cmd list;
+  list.kind = op::list;
+  carry(alice, "", test::create_cmd("milk"));
+  carry(alice, "", list); // loads the cache
+  // Served from the cache, the registry not asked: the courier, the auth actor, the courier
+  // again, the manager and the courier with the answer. Through the registry it is one more.
+  CHECK(carry(alice, "", list) == 5);
+  // A user this courier has not seen yet: the registry's route first (two steps more).
+  carry(token_for("bob"), "", test::create_cmd("bread"));
+  carry(token_for("bob"), "", list);
+  REQUIRE(replies.size() == 5);
+  for (const auto& r : replies)
+    CHECK(r.code == errc::none);
+  CHECK(replies[2].result.json.find("milk") != std::string::npos);
+  CHECK(replies[4].result.json.find("bread") != std::string::npos);
+  CHECK(replies[4].result.json.find("milk") == std::string::npos); // bob's list, not alice's
+}
+
+TEST_CASE_METHOD(quick_eviction, "a courier never uses an evicted manager: the registry spawns a new one") {
+  auto alice = token_for("alice");
+  carry(alice, "", test::create_cmd("first")); // the courier learns alice's manager
+  auto managers = [&] {
+    size_t n = 0;
+    for (const auto& s : shards)
+      if (auto k = ask<size_t>(s, atom::count::value))
+        n += *k;
+    return n;
+  };
+  REQUIRE(managers() == 1);
+  // Idle for longer than USER_IDLE: the registry retires the slot and stops the manager.
+  sched.clock().advance_time(std::chrono::seconds(2));
+  run();
+  sched.clock().advance_time(std::chrono::seconds(2));
+  run();
+  REQUIRE(managers() == 0);
+  carry(alice, "", test::create_cmd("second")); // not to the stopped one
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].code == errc::none);
+  CHECK(replies[1].code == errc::none);
+  CHECK(data->rows["alice"].size() == 2);
+  CHECK(managers() == 1);
+}
+
+TEST_CASE("a user's slot: claims up to the bound, retires only when idle, then refuses") {
+  user_slot slot;
+  slot.max_pending = 2;
+  CHECK(slot.try_claim() == user_slot::claim::ok);
+  CHECK_FALSE(slot.try_retire()); // one in flight
+  CHECK(slot.try_claim() == user_slot::claim::ok);
+  CHECK(slot.try_claim() == user_slot::claim::full);
+  slot.pending.fetch_sub(2); // the manager answered both
+  CHECK(slot.try_retire());
+  CHECK(slot.try_claim() == user_slot::claim::retired);
+  CHECK_FALSE(slot.try_retire());
 }
