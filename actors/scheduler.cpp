@@ -51,4 +51,9 @@ bool runs_quiet_scheduler(caf::actor_system& sys) {
   return dynamic_cast<quiet_coordinator*>(&sys.scheduler()) != nullptr;
 }
 
+size_t parked_workers(caf::actor_system& sys) {
+  auto* coordinator = dynamic_cast<quiet_coordinator*>(&sys.scheduler());
+  return coordinator != nullptr ? coordinator->data().parked.load() : 0;
+}
+
 } // namespace todo

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -132,4 +134,96 @@ TEST_CASE("scheduler: request chains, many concurrent actors that finish, timers
   self->send_exit(detached, caf::exit_reason::user_shutdown);
   self->send_exit(next, caf::exit_reason::user_shutdown);
   // Leaving the scope stops the system: every worker must take its shutdown job and return.
+}
+
+namespace {
+
+// Workers that spin for nothing and then sleep on their condition variable for an hour: a job
+// reaches a parked worker only if the enqueue wakes it (the hour-long timeout never helps).
+caf::actor_system_config parking_config() {
+  auto cfg = quiet_config(2);
+  cfg.set("work-stealing.aggressive-poll-attempts", size_t{0});
+  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::hours(1)});
+  return cfg;
+}
+
+// Waits (bounded) until both workers are parked.
+bool both_parked(caf::actor_system& sys) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (todo::parked_workers(sys) != 2) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+struct rendezvous {
+  std::atomic<int> arrived{0};
+};
+
+// On any int: counts itself in, waits (blocking its worker, at most 5 s) until the other one
+// of the pair has arrived too, and reports to `report` whether it did.
+caf::behavior meet(caf::event_based_actor* self, std::shared_ptr<rendezvous> r,
+                   caf::actor report) {
+  return {[=](int) {
+    r->arrived.fetch_add(1);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (r->arrived.load() < 2 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+    self->send(report, r->arrived.load() >= 2);
+  }};
+}
+
+// On any int: sends it to both actors of the pair, one after the other, from its worker.
+caf::behavior fan_out(caf::event_based_actor* self, caf::actor a, caf::actor b) {
+  return {[=](int x) {
+    self->send(a, x);
+    self->send(b, x);
+  }};
+}
+
+} // namespace
+
+TEST_CASE("scheduler: parked workers are woken by every job from outside, and shut down") {
+  auto cfg = parking_config();
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto e = sys.spawn(echo, 1);
+  // Each request comes from this thread (as from an I/O thread or a DB worker) while both
+  // workers sleep; a lost wake-up would leave it unanswered for an hour.
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(both_parked(sys));
+    int got = -1;
+    self->request(e, std::chrono::seconds(10), i)
+      .receive([&](int x) { got = x; }, [&](caf::error&) { got = -2; });
+    REQUIRE(got == i + 1);
+  }
+  self->send_exit(e, caf::exit_reason::user_shutdown);
+  REQUIRE(both_parked(sys));
+  // Leaving the scope stops the system: its shutdown jobs must wake both sleeping workers.
+}
+
+TEST_CASE("scheduler: a job queued behind another on a busy worker wakes a parked peer") {
+  auto cfg = parking_config();
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  for (int round = 0; round < 20; ++round) {
+    auto r = std::make_shared<rendezvous>();
+    auto a = sys.spawn(meet, r, caf::actor{self});
+    auto b = sys.spawn(meet, r, caf::actor{self});
+    auto f = sys.spawn(fan_out, a, b);
+    REQUIRE(both_parked(sys));
+    // `f` runs on one worker and queues a, then b, on that worker's own queue. a and b can
+    // only meet if they run at the same time, i.e. if the other worker was woken to steal one.
+    self->send(f, round);
+    int met = 0;
+    int reports = 0;
+    self->receive_for(reports, 2)(
+      [&](bool ok) { met += ok ? 1 : 0; },
+      caf::after(std::chrono::seconds(30)) >> [&] { FAIL("the pair did not report"); });
+    CHECK(met == 2);
+    for (auto& x : {a, b, f})
+      self->send_exit(x, caf::exit_reason::user_shutdown);
+  }
 }
