@@ -51,7 +51,7 @@ void ask(self_ptr self, const courier_job_ptr& job, const Dest& dest, Ts&&... xs
 
 // The second half of a job, once its token's user is known.
 void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries,
-         const courier_job_ptr& job, std::string user, int64_t until = 0) {
+         const courier_job_ptr& job, const std::string& user, int64_t until = 0) {
   trace::mark(job->cmd.trace, trace::verified);
   if (!job->scoped_user.empty() && job->scoped_user != user) {
     job->done(reply{errc::forbidden, {}, {}, {}, 0});
@@ -59,7 +59,7 @@ void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries
   }
   if (job->authorize_only) {
     reply ok;
-    ok.user = std::move(user);
+    ok.user = user;
     ok.valid_until = until;
     job->done(std::move(ok));
     return;
@@ -85,7 +85,7 @@ void run(self_ptr self, const std::shared_ptr<const registry_shards>& registries
           break;
       }
     } else {
-      ask(self, job, shard_for(*registries, user), atom::exec::value, std::move(user),
+      ask(self, job, shard_for(*registries, user), atom::exec::value, user,
           std::move(job->cmd));
       return;
     }
@@ -126,15 +126,15 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
       auto& st = self->state;
       if (!st.tokens) {
         self->request(auth, caf::infinite, atom::verify::value, job->token)
-          .then([=](std::string& user) { run(self, registries, job, std::move(user)); },
+          .then([=](std::string& user) { run(self, registries, job, user); },
                 [=](caf::error& err) { job->done(failure(err)); });
         return;
       }
       sync_generation(st);
-      if (auto hit = st.tokens->find(job->token, wall_clock(st))) {
+      // The entry itself, not a copy of its claims: run() does not touch the cache.
+      if (const auto* hit = st.tokens->peek(job->token, wall_clock(st))) {
         metrics::actors().token_courier_hits.fetch_add(1, std::memory_order_relaxed);
-        auto until = hit->expires_at;
-        run(self, registries, job, std::move(hit->subject), until);
+        run(self, registries, job, hit->claims.subject, hit->expires_at);
         return;
       }
       metrics::actors().token_courier_misses.fetch_add(1, std::memory_order_relaxed);
@@ -145,7 +145,7 @@ courier_actor::behavior_type courier(self_ptr self, auth_actor auth,
             // Kept only while the key set it was checked with is still the current one.
             if (until > 0 && gen == sync_generation(st))
               st.tokens->insert(job->token, jwt::verified{user, until}, wall_clock(st));
-            run(self, registries, job, std::move(user), until);
+            run(self, registries, job, user, until);
           },
           [=](caf::error& err) { job->done(failure(err)); });
     },

@@ -193,7 +193,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
   }
   if (!is_mutation(cmd.kind)) {
     if (st.cache) {
-      answer_from_cache(self, cmd, rp);
+      answer_from_cache(self, cmd, std::move(rp));
       return;
     }
     read_from_db(self, std::move(cmd), std::move(rp));
@@ -203,7 +203,7 @@ void handle(self_ptr self, task_cmd cmd, promise rp) {
   // never against the cache, which another instance's write may not have reached yet (a
   // stale match would be a lost update). With an Idempotency-Key it comes after the key: a
   // retry of a conditional write that succeeded gets its answer, not a 412.
-  mutate(self, std::move(cmd), rp);
+  mutate(self, std::move(cmd), std::move(rp));
 }
 
 // Answers a read from the database; the user's later requests need not wait for it.

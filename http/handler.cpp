@@ -385,14 +385,41 @@ void answer(responder& to, const exchange& ex, response res) {
   to.respond(ex, std::move(headless(ex, res)));
 }
 
-void handle_api(server_context& ctx, exchange ex, const route_result& r, std::string_view query,
-                request& req, std::shared_ptr<responder> to) {
-  if (req.count(bhttp::field::authorization) > 1) {
+/// The Authorization fields of `req`: how many, and the last one's value. One pass over the
+/// fields comparing the parser's field codes: a request has a handful of fields, and Beast's
+/// find() compares names case-insensitively down its tree (about 500 instructions).
+std::pair<size_t, std::string_view> authorization_of(const request& req) {
+  std::pair<size_t, std::string_view> found{0, {}};
+  for (const auto& f : req)
+    if (f.name() == bhttp::field::authorization)
+      found = {found.first + 1, f.value()};
+  return found;
+}
+
+/// What a command's answer needs on the session's thread, moved here once. Both callbacks
+/// (the gateway's, then the session's) capture only this pointer: the exchange, the route's
+/// prefix and the reply are not moved again from one callback into the next.
+struct pending_answer {
+  pending_answer(server_context& c, std::shared_ptr<responder> t, exchange&& e, op k,
+                 std::string prefix)
+      : ctx(c), to(std::move(t)), ex(std::move(e)), kind(k), location_prefix(std::move(prefix)) {}
+  server_context& ctx;
+  std::shared_ptr<responder> to;
+  exchange ex;
+  op kind;
+  std::string location_prefix;
+  reply rep;
+};
+
+void handle_api(server_context& ctx, exchange&& ex, const route_result& r,
+                std::string_view query, request& req, std::shared_ptr<responder> to) {
+  auto [authorizations, credentials] = authorization_of(req);
+  if (authorizations > 1) {
     // Two credentials: which one the client meant is a guess we do not make.
     answer(*to, ex, error_response(ctx, ex, errc::bad_request, {}));
     return;
   }
-  auto token = bearer_token(req[bhttp::field::authorization]);
+  auto token = bearer_token(credentials);
   if (token.empty()) {
     answer(*to, ex, error_response(ctx, ex, errc::unauthorized, {}));
     return;
@@ -421,15 +448,17 @@ void handle_api(server_context& ctx, exchange ex, const route_result& r, std::st
   auto kind = t.cmd.kind;
   std::string location_prefix =
     r.scoped ? "/api/" + encode_segment(r.user_id) + "/tasks/" : "/api/tasks/";
+  auto p = std::make_shared<pending_answer>(ctx, std::move(to), std::move(ex), kind,
+                                            std::move(location_prefix));
   ctx.gw.submit(std::string{token}, r.user_id, std::move(t.cmd),
-                [&c, to = std::move(to), ex = std::move(ex), kind,
-                 location_prefix = std::move(location_prefix)](reply rep) mutable {
-                  auto& session = *to;
-                  session.post([&c, to = std::move(to), ex = std::move(ex), kind,
-                                location_prefix = std::move(location_prefix),
-                                rep = std::move(rep)]() mutable {
-                    --c.in_flight;
-                    answer(*to, ex, reply_response(c, ex, kind, location_prefix, std::move(rep)));
+                [p = std::move(p)](reply rep) mutable {
+                  p->rep = std::move(rep);
+                  auto& session = *p->to;
+                  session.post([p = std::move(p)] {
+                    auto& a = *p;
+                    --a.ctx.in_flight;
+                    answer(*a.to, a.ex,
+                           reply_response(a.ctx, a.ex, a.kind, a.location_prefix, std::move(a.rep)));
                   });
                 });
 }
@@ -480,13 +509,14 @@ int64_t token_exp(std::string_view token) {
 /// `?access_token=` (this route only: the query is never logged, see README).
 void handle_events(server_context& ctx, exchange ex, const route_result& r,
                    std::string_view query, request& req, std::shared_ptr<responder> to) {
-  if (req.count(bhttp::field::authorization) > 1) {
+  auto [authorizations, credentials] = authorization_of(req);
+  if (authorizations > 1) {
     answer(*to, ex, error_response(ctx, ex, errc::bad_request, {}));
     return;
   }
   std::string token;
-  if (req.count(bhttp::field::authorization) > 0)
-    token = std::string{bearer_token(req[bhttp::field::authorization])};
+  if (authorizations > 0)
+    token = std::string{bearer_token(credentials)};
   else
     token = query_value(query, "access_token");
   if (token.empty()) {

@@ -30,25 +30,34 @@ std::string token_cache::digest(std::string_view token) {
 }
 
 std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t now) {
-  if (auto h = lookup(token, now))
-    return std::move(h->claims);
+  if (const auto* h = peek(token, now))
+    return h->claims;
   return std::nullopt;
 }
 
 std::optional<token_cache::hit> token_cache::lookup(std::string_view token, int64_t now) {
+  if (const auto* h = peek(token, now))
+    return *h;
+  return std::nullopt;
+}
+
+const token_cache::hit* token_cache::peek(std::string_view token, int64_t now) {
   if (index_.empty())
-    return std::nullopt;
-  auto i = index_.find(key_of(token));
+    return nullptr;
+  std::string digested;
+  if (hashed_keys_)
+    digested = digest(token);
+  auto i = index_.find(hashed_keys_ ? std::string_view{digested} : token);
   if (i == index_.end())
-    return std::nullopt;
+    return nullptr;
   auto pos = i->second;
-  if (now >= pos->expires_at) {
-    lru_.erase(pos);
+  if (now >= pos->entry.expires_at) {
     index_.erase(i);
-    return std::nullopt;
+    lru_.erase(pos);
+    return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, pos);
-  return hit{pos->claims, pos->expires_at};
+  return &pos->entry;
 }
 
 int64_t token_cache::insert(std::string_view token, const jwt::verified& claims, int64_t now) {
@@ -62,17 +71,16 @@ int64_t token_cache::insert(std::string_view token, const jwt::verified& claims,
     return 0;
   auto key = key_of(token);
   if (auto i = index_.find(key); i != index_.end()) {
-    i->second->claims = claims;
-    i->second->expires_at = expires_at;
+    i->second->entry = hit{claims, expires_at};
     lru_.splice(lru_.begin(), lru_, i->second);
     return expires_at;
   }
   if (index_.size() >= capacity_) {
-    index_.erase(lru_.back().digest);
+    index_.erase(std::string_view{lru_.back().digest});
     lru_.pop_back();
   }
-  lru_.push_front(node{key, claims, expires_at});
-  index_.emplace(std::move(key), lru_.begin());
+  lru_.push_front(node{std::move(key), hit{claims, expires_at}});
+  index_.emplace(std::string_view{lru_.front().digest}, lru_.begin());
   return expires_at;
 }
 

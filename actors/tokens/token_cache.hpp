@@ -36,6 +36,10 @@ public:
   /// Returns the claims stored for `token` if its entry is still live at `now` (Unix seconds).
   std::optional<jwt::verified> find(std::string_view token, int64_t now);
 
+  /// As `lookup`, without copying the claims: the entry stays valid until the cache is next
+  /// changed (insert, clear, or a lookup that finds an expired entry). Null when not live.
+  const hit* peek(std::string_view token, int64_t now);
+
   /// Stores `claims` for `token` as verified at `now` and returns when the entry expires.
   /// Does nothing (and returns 0) when the capacity is zero or the token's exp is not after
   /// `now` (it was accepted within the leeway).
@@ -54,9 +58,8 @@ public:
 
 private:
   struct node {
-    std::string digest;
-    jwt::verified claims;
-    int64_t expires_at; // the entry is live while now < expires_at
+    std::string digest; // the key (the index refers to these bytes: a list node never moves)
+    hit entry;          // the claims, and when the entry expires: live while now < expires_at
   };
   using list_type = std::list<node>;
 
@@ -68,7 +71,9 @@ private:
   int64_t max_ttl_;
   bool hashed_keys_;
   list_type lru_; // most recently used first
-  std::unordered_map<std::string, list_type::iterator> index_;
+  // Keyed by views of the nodes' own keys, so that a lookup by the token itself (the
+  // couriers' caches) needs no copy of it.
+  std::unordered_map<std::string_view, list_type::iterator> index_;
 };
 
 } // namespace todo

@@ -49,18 +49,20 @@ struct raw_stream {
   raw_stream(const raw_stream&) = delete;
   raw_stream& operator=(const raw_stream&) = delete;
 
-  // Reads for up to `ms` (until EOF), or until `marker` has arrived.
+  // Reads for up to `ms` (until EOF), or until `marker` has arrived; read_for(0) reads all
+  // that has already arrived, without waiting.
   void read_for(int ms, const std::string& marker = std::string(1, '\0')) {
     auto deadline = clock::now() + std::chrono::milliseconds(ms);
     char buf[16384];
     while (!eof && got.find(marker) == std::string::npos) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now())
                     .count();
-      if (left <= 0)
-        break;
       pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+      if (::poll(&p, 1, static_cast<int>(left > 0 ? left : 0)) <= 0) {
+        if (left <= 0)
+          break;
         continue;
+      }
       auto n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0) {
         eof = true;

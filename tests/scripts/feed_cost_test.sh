@@ -9,9 +9,13 @@ fails=0
 ok() { printf 'ok: %s\n' "$*"; }
 bad() { printf 'FAIL: %s\n' "$*"; fails=$((fails + 1)); }
 
-out=$("$src/scripts/feed-cost" --seconds 1 2>/dev/null)
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+out=$("$src/scripts/feed-cost" --seconds 1 2>"$err")
 rc=$?
-[ "$rc" = 0 ] && ok "feed-cost exited 0" || bad "feed-cost exited $rc"
+if [ "$rc" = 0 ]; then ok "feed-cost exited 0"; else
+  bad "feed-cost exited $rc; its stderr ends:"; tail -30 "$err" | sed 's/^/    /'
+fi
 for label in "1 row(s)/txn, feed on" "1 row(s)/txn, feed off" \
              "16 row(s)/txn, feed on" "16 row(s)/txn, feed off"; do
   line=$(printf '%s\n' "$out" | grep -F -- "$label" | head -1)

@@ -271,6 +271,34 @@ TEST_CASE("the token cache holds at most its capacity and evicts the least recen
   CHECK_FALSE(off.find("t", now));
 }
 
+TEST_CASE("a cache keyed by the token itself finds it without a copy, evicts and expires") {
+  // The couriers' caches: the index holds views of the nodes' own keys, so a lookup, an
+  // eviction and an expiry must each find exactly the entry (short keys live inside the
+  // string object, long ones on the heap: both kinds).
+  token_cache c{2, 300, false};
+  std::string long_a(300, 'a'), long_b(300, 'b');
+  c.insert(long_a, {"alice", now + 100}, now);
+  c.insert("short", {"bob", now + 100}, now);
+  const auto* hit = c.peek(std::string{long_a}, now); // another buffer with the same bytes
+  REQUIRE(hit != nullptr);
+  CHECK(hit->claims.subject == "alice");
+  CHECK(hit->expires_at == now + 100);
+  CHECK(c.peek(long_b, now) == nullptr);
+  CHECK(c.peek(long_a.substr(1), now) == nullptr);
+  c.insert(long_b, {"carol", now + 100}, now); // "short" is the least recently used
+  CHECK(c.size() == 2);
+  CHECK(c.peek("short", now) == nullptr);
+  CHECK(c.find(long_b, now)->subject == "carol");
+  CHECK(c.lookup(long_a, now)->claims.subject == "alice");
+  c.insert(long_a, {"alice2", now + 50}, now); // in place: the key's bytes stay where they are
+  CHECK(c.peek(long_a, now)->claims.subject == "alice2");
+  CHECK(c.peek(long_a, now + 50) == nullptr); // expired: dropped from the index and the list
+  CHECK(c.size() == 1);
+  c.insert("short", {"bob", now + 100}, now);
+  CHECK(c.peek("short", now)->claims.subject == "bob");
+  CHECK(c.peek(long_b, now)->claims.subject == "carol");
+}
+
 // ---------------------------------------------------------------------------------- fetching
 
 TEST_CASE("JWKS URLs are split into scheme, host, port and target") {

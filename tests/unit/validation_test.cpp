@@ -1,5 +1,6 @@
 #include "actors/model/task_json.hpp"
 #include "http/json_codec.hpp"
+#include "config/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -526,4 +527,15 @@ TEST_CASE("a detail body escapes its message") {
   CHECK(detail_body("Task not found") == R"({"detail":"Task not found"})");
   CHECK(detail_body("a \"q\" \\ \n\x02") == R"({"detail":"a \"q\" \\ \n\u0002"})");
   CHECK(detail_body("\xC3\xA9") == "{\"detail\":\"\xC3\xA9\"}");
+}
+
+TEST_CASE("HTTP tokens compare case-insensitively in ASCII only") {
+  CHECK(todo::text::iequals("Bearer", "bEARER"));
+  CHECK(todo::text::iequals("100-Continue", "100-CONTINUE"));
+  CHECK(todo::text::iequals("", ""));
+  CHECK_FALSE(todo::text::iequals("bearer", "bearer "));
+  CHECK_FALSE(todo::text::iequals("bearer", "bearex"));
+  CHECK_FALSE(todo::text::iequals("\xC4", "\xE4")); // Latin-1 capital/small A umlaut: not ASCII
+  CHECK_FALSE(todo::text::iequals("[", "{"));       // 0x20 apart, but not letters
+  CHECK_FALSE(todo::text::iequals("@", "`"));
 }
