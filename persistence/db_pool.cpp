@@ -1,5 +1,7 @@
 #include "persistence/db_pool.hpp"
 
+#include <algorithm>
+
 #include "config/metrics.hpp"
 
 namespace todo::db {
@@ -32,9 +34,18 @@ void count_error(const caf::error& err) {
   count_error(static_cast<errc>(as_service_error(err).code()));
 }
 
-void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker) {
+void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
+            bool write = false) {
+  if (write)
+    --self->state.writes_in_flight;
   self->state.idle.push_back(std::move(worker));
   pump(self);
+}
+
+bool is_mutation(const db_pool_state::job& j) {
+  auto k = j.cmd.kind;
+  return !j.ping && (!j.seq.empty() || k == op::create || k == op::update ||
+                     k == op::complete || k == op::remove);
 }
 
 void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
@@ -54,23 +65,20 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
     return;
   }
   auto rp = job.rp;
+  bool write = is_mutation(job);
+  if (write)
+    ++self->state.writes_in_flight;
   self->request(worker, worker_timeout, atom::exec::value, std::move(job.user), std::move(job.cmd))
     .then(
-      [self, worker, rp](task_result& r) mutable {
+      [self, worker, rp, write](task_result& r) mutable {
         rp.deliver(std::move(r));
-        finish(self, worker);
+        finish(self, worker, write);
       },
-      [self, worker, rp](caf::error& err) mutable {
+      [self, worker, rp, write](caf::error& err) mutable {
         count_error(err);
         rp.deliver(std::move(err));
-        finish(self, worker);
+        finish(self, worker, write);
       });
-}
-
-bool is_mutation(const db_pool_state::job& j) {
-  auto k = j.cmd.kind;
-  return !j.ping && (!j.seq.empty() || k == op::create || k == op::update ||
-                     k == op::complete || k == op::remove);
 }
 
 // The statements a job brings to a group commit.
@@ -124,6 +132,7 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
     }
     parts.push_back(std::move(p));
   }
+  ++self->state.writes_in_flight;
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
       [self, worker, parts](std::vector<db_outcome>& outs) mutable {
@@ -143,7 +152,7 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
               caf::make_error(p.first < outs.size() ? outs[p.first].code : errc::internal));
           }
         }
-        finish(self, worker);
+        finish(self, worker, true);
       },
       [self, worker, parts](caf::error& err) mutable {
         count_error(err);
@@ -153,16 +162,29 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
           else
             p.rp.deliver(err);
         }
-        finish(self, worker);
+        finish(self, worker, true);
       });
+}
+
+// The first queued job an idle worker may take now: any, or while `write_limit` group commits
+// are in flight, the first that is not a mutation (the mutations wait for the next one).
+// Reordering is safe: a user's manager never has two requests to the pool in flight.
+std::deque<db_pool_state::job>::iterator next_job(db_pool_state& st) {
+  if (st.max_batch < 2 || st.writes_in_flight < st.write_limit) // no group commit: no limit
+    return st.queue.begin();
+  return std::find_if(st.queue.begin(), st.queue.end(),
+                      [](const db_pool_state::job& j) { return !is_mutation(j); });
 }
 
 void pump(db_actor::stateful_pointer<db_pool_state> self) {
   auto& st = self->state;
   auto now = self->clock().now();
   while (!st.idle.empty() && !st.queue.empty()) {
-    auto job = std::move(st.queue.front());
-    st.queue.pop_front();
+    auto at = next_job(st);
+    if (at == st.queue.end())
+      break;
+    auto job = std::move(*at);
+    st.queue.erase(at);
     if (expired(st, job, now))
       continue;
     auto worker = std::move(st.idle.back());
@@ -198,9 +220,10 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
   publish(st);
 }
 
-// Returns whether a new job would exceed the queue bound (no idle worker to take it).
+// Returns whether a new job would exceed the queue bound.
 bool full(const db_pool_state& st) {
-  return st.idle.empty() && st.queue.size() >= st.queue_limit;
+  // (With an idle worker the queue holds only mutations waiting for a group commit slot.)
+  return st.queue.size() >= st.queue_limit;
 }
 
 // Queues a job (callers check `full` first) and starts what idle workers can take.
@@ -214,7 +237,8 @@ void enqueue(db_actor::stateful_pointer<db_pool_state> self, db_pool_state::job 
 
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 std::vector<db_worker_actor> workers, size_t queue_limit,
-                                caf::timespan max_wait, size_t max_batch) {
+                                caf::timespan max_wait, size_t max_batch,
+                                size_t write_limit) {
   for (auto& w : workers)
     self->link_to(w); // workers stop with the pool
   self->state.workers = workers.size();
@@ -224,6 +248,7 @@ db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
   self->state.queue_limit = queue_limit;
   self->state.max_wait = max_wait;
   self->state.max_batch = max_batch;
+  self->state.write_limit = write_limit > 0 ? write_limit : 1;
   return {
     [self](atom::exec, std::string& user, task_cmd& cmd) -> caf::result<task_result> {
       // Refuse before making a promise: CAF 0.17 ignores a handler's return value once it
@@ -271,7 +296,7 @@ db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg) {
   for (size_t i = 0; i < cfg.pool_size; ++i)
     workers.push_back(sys.spawn<caf::detached>(db_worker, cfg)); // blocking: a thread each
   auto pool = sys.spawn(db_pool, std::move(workers), cfg.queue_limit, cfg.timeout,
-                        cfg.max_batch);
+                        cfg.max_batch, write_limit_for(cfg.pool_size));
   return pool;
 }
 

@@ -24,15 +24,27 @@ struct db_pool_state {
   std::deque<job> queue;
   size_t queue_limit = 0;
   size_t max_batch = 64; // mutations per group commit
+  // Group commits in flight at once. Mutations that arrive while that many are running wait
+  // (and ride together in the next one) even when a worker is idle: the idle workers are left
+  // to reads, and fewer, larger transactions cost PostgreSQL less per write.
+  size_t write_limit = 1;
+  size_t writes_in_flight = 0;
   caf::timespan max_wait;
   static inline const char* name = "db-pool";
 };
 
-/// Hands each job to an idle worker, queueing up to `queue_limit` jobs; a job that waited
+/// Hands each job to an idle worker (mutations: at most `write_limit` at once), queueing up to `queue_limit` jobs; a job that waited
 /// longer than `max_wait` is answered with errc::db_unavailable instead of being run.
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 std::vector<db_worker_actor> workers, size_t queue_limit,
-                                caf::timespan max_wait, size_t max_batch = 64);
+                                caf::timespan max_wait, size_t max_batch = 64,
+                                size_t write_limit = 1);
+
+/// Group commits in flight at once for a pool of `pool_size` workers: half of them, at
+/// least one (a pool of 2 leaves one worker to reads).
+inline size_t write_limit_for(size_t pool_size) {
+  return pool_size / 2 > 0 ? pool_size / 2 : 1;
+}
 
 /// Spawns `cfg.pool_size` workers (each on its own thread) behind one pool actor.
 db_actor spawn_db_pool(caf::actor_system& sys, const db_config& cfg);
