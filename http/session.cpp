@@ -118,7 +118,6 @@ private:
     bool started = false;    // the head is on the wire
     bool ending = false;     // the last frames are queued; close once written
     bool final_sent = false; // the terminating chunk was queued
-    bool aborted = false;    // ended at once: events still on their way are ignored
     bool chunked = true;     // HTTP/1.1: chunked; HTTP/1.0: ends with the connection
     std::string head;        // the serialized head, until written
     std::string out;         // bytes being written
@@ -548,8 +547,8 @@ private:
   }
 
   void on_event(const frame_ptr& f) {
-    // aborted: events already on their way when it was dropped are not counted again.
-    if (!live_ || live_->ending || live_->aborted)
+    // No sink: stop_stream left the hub; events already on their way are not counted again.
+    if (!live_ || live_->ending || !live_->sink)
       return;
     if (live_->queued_bytes + f->size() > ctx_.cfg.sse_queue_kb * 1024) {
       // A reader this slow would make us hold its events without limit: it is dropped, and
@@ -695,8 +694,6 @@ private:
 
   // Ends the stream at once (the client left, wrote nothing for too long, or fell behind).
   void abort_stream() {
-    if (live_)
-      live_->aborted = true;
     stop_stream();
     hard_close();
   }

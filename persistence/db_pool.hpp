@@ -33,8 +33,9 @@ struct db_pool_state {
   static inline const char* name = "db-pool";
 };
 
-/// Hands each job to an idle worker (mutations: at most `write_limit` at once), queueing up to `queue_limit` jobs; a job that waited
-/// longer than `max_wait` is answered with errc::db_unavailable instead of being run.
+/// Hands each job to an idle worker (mutations: at most `write_limit` group commits at once),
+/// queueing up to `queue_limit` jobs; a job that waited longer than `max_wait` is answered
+/// with errc::db_unavailable instead of being run.
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,
                                 std::vector<db_worker_actor> workers, size_t queue_limit,
                                 caf::timespan max_wait, size_t max_batch = 64,

@@ -44,10 +44,7 @@ std::optional<token_cache::hit> token_cache::lookup(std::string_view token, int6
 const token_cache::hit* token_cache::peek(std::string_view token, int64_t now) {
   if (index_.empty())
     return nullptr;
-  std::string digested;
-  if (hashed_keys_)
-    digested = digest(token);
-  auto i = index_.find(hashed_keys_ ? std::string_view{digested} : token);
+  auto i = hashed_keys_ ? index_.find(digest(token)) : index_.find(token);
   if (i == index_.end())
     return nullptr;
   auto pos = i->second;
