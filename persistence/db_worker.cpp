@@ -251,28 +251,25 @@ private:
   std::string text_ = "{";
 };
 
-// Runs a batch of mutations of different users with one statement per kind, inside `tx`.
-// Returns false (and runs nothing) when the batch does not fit that shape.
+// Runs a batch of mutations of different users inside `tx`: one set statement for a batch
+// of one kind, write_many (all kinds in one statement) for a mix. Returns false (and runs
+// nothing) when the batch does not fit that shape.
 bool run_set(const statements& st, const std::vector<db_job>& jobs,
              std::vector<db_outcome>& out) {
-  std::unordered_map<std::string, size_t> by_user;
+  std::unordered_map<std::string_view, size_t> by_user;
   for (size_t i = 0; i < jobs.size(); ++i)
     if (!by_user.emplace(jobs[i].user, i).second)
       return false; // one user twice: cannot key the answers by user
-  // Rows come back keyed by user: task columns start at column 1.
-  auto collect = [&](const pqxx::result& r, op kind) {
-    std::unordered_map<std::string, bool> seen;
-    for (const auto& row : r) {
-      auto i = by_user.at(row[0].as<std::string>());
-      seen[jobs[i].user] = true;
-      if (kind != op::remove) {
-        out[i].result.rows.push_back(read_task(row, 1));
-        out[i].result.total = 1;
-      }
+  std::vector<bool> seen(jobs.size());
+  // A row names its user (column `first` - 1) and, unless a remove, the task from `first`.
+  auto take = [&](const pqxx::row& row, pqxx::row::size_type first) {
+    const auto& who = row[first - 1];
+    auto i = by_user.at(std::string_view{who.c_str(), who.size()});
+    seen[i] = true;
+    if (jobs[i].cmd.kind != op::remove) {
+      out[i].result.rows.push_back(read_task(row, first));
+      out[i].result.total = 1;
     }
-    for (size_t i = 0; i < jobs.size(); ++i)
-      if (jobs[i].cmd.kind == kind && !seen.count(jobs[i].user))
-        out[i].code = errc::task_not_found;
   };
   array_literal cu, ct, cd;                 // create
   array_literal ui, uu, ut, usd, ud, uc;    // update
@@ -312,20 +309,32 @@ bool run_set(const statements& st, const std::vector<db_job>& jobs,
         return false;
     }
   }
-  if (creates > 0)
-    collect(st("create_many", cu.done(), ct.done(), cd.done()), op::create);
-  if (updates > 0)
-    collect(st("update_many", ui.done(), uu.done(), ut.done(), usd.done(),
-                             ud.done(), uc.done()),
-            op::update);
-  if (completes > 0)
-    collect(st("complete_many", ti.done(), tu.done(), tv.done()), op::complete);
-  if (removes > 0)
-    collect(st("remove_many", ri.done(), ru.done()), op::remove);
+  auto each_row = [&](const pqxx::result& r, pqxx::row::size_type first) {
+    for (const auto& row : r)
+      take(row, first);
+  };
+  int kinds = (creates > 0) + (updates > 0) + (completes > 0) + (removes > 0);
+  if (kinds > 1)
+    each_row(st("write_many", cu.done(), ct.done(), cd.done(), ui.done(), uu.done(), ut.done(),
+                usd.done(), ud.done(), uc.done(), ti.done(), tu.done(), tv.done(), ri.done(),
+                ru.done()),
+             2);
+  else if (creates > 0)
+    each_row(st("create_many", cu.done(), ct.done(), cd.done()), 1);
+  else if (updates > 0)
+    each_row(st("update_many", ui.done(), uu.done(), ut.done(), usd.done(), ud.done(),
+                uc.done()),
+             1);
+  else if (completes > 0)
+    each_row(st("complete_many", ti.done(), tu.done(), tv.done()), 1);
+  else if (removes > 0)
+    each_row(st("remove_many", ri.done(), ru.done()), 1);
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (!seen[i])
+      out[i].code = errc::task_not_found;
   return true;
 }
 
-// Returns how many different kinds of mutation a batch holds.
 // Splits a batch into rounds in which each user appears at most once: a user's n-th job goes
 // to round n, so running the rounds in order keeps each user's jobs in order.
 std::vector<std::vector<size_t>> rounds_of(const std::vector<db_job>& jobs) {
@@ -338,19 +347,6 @@ std::vector<std::vector<size_t>> rounds_of(const std::vector<db_job>& jobs) {
     rounds[n].push_back(i);
   }
   return rounds;
-}
-
-int kinds_in(const std::vector<db_job>& jobs) {
-  bool seen[8] = {};
-  int n = 0;
-  for (const auto& j : jobs) {
-    auto k = static_cast<size_t>(j.cmd.kind);
-    if (k < 8 && !seen[k]) {
-      seen[k] = true;
-      ++n;
-    }
-  }
-  return n;
 }
 
 bool is_unavailable(const pqxx::sql_error& e) {
@@ -487,12 +483,11 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
           o.code = errc::db_unavailable;
         return out;
       }
-      // Group commit: one statement per kind of mutation, one WAL flush for all of them.
+      // Group commit: one statement for all of them (set statements), one WAL flush.
       // A single statement needs no explicit transaction (autocommit is atomic).
       try {
         auto rounds = rounds_of(jobs);
-        if (rounds.size() == 1 && kinds_in(jobs) == 1 &&
-            std::none_of(jobs.begin(), jobs.end(), checked)) {
+        if (rounds.size() == 1 && std::none_of(jobs.begin(), jobs.end(), checked)) {
           pqxx::nontransaction tx{*conn};
           if (run_set(statements{tx, self->state.cfg.prepared}, jobs, out))
             return out;

@@ -84,6 +84,37 @@ std::vector<statement> make_statements() {
     {"remove_many",
      "DELETE FROM tasks AS k USING unnest($1::int8[], $2::text[]) AS x(i, u) "
      "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id"},
+    // The four above in one statement, for a group commit that mixes kinds: one round trip
+    // and one commit instead of BEGIN, a statement per kind and COMMIT. Each user appears at
+    // most once, so no two parts touch the same row (they all see one snapshot). Rows come
+    // back as (kind: 1 create, 2 update, 3 complete, 4 remove; user_id; task columns, null
+    // for a remove). $1-$3 create_many's, $4-$9 update_many's, $10-$12 complete_many's,
+    // $13-$14 remove_many's parameters.
+    {"write_many",
+     "WITH ins AS (INSERT INTO tasks (user_id, title, description) "
+     "SELECT u, t, d FROM unnest($1::text[], $2::text[], $3::text[]) "
+     "WITH ORDINALITY AS x(u, t, d, n) ORDER BY n RETURNING user_id, " + cols + "), "
+     "upd AS (UPDATE tasks AS k SET title = COALESCE(x.t, k.title), "
+     "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
+     "completed = COALESCE(x.c, k.completed), "
+     "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+     "THEN k.updated_at ELSE now() END, "
+     "version = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+     "THEN k.version ELSE k.version + 1 END "
+     "FROM unnest($4::int8[], $5::text[], $6::text[], $7::boolean[], $8::text[], "
+     "$9::boolean[]) AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u "
+     "RETURNING k.user_id, " + cols + "), "
+     "tog AS (UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
+     "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+     "THEN k.updated_at ELSE now() END, "
+     "version = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+     "THEN k.version ELSE k.version + 1 END "
+     "FROM unnest($10::int8[], $11::text[], $12::boolean[]) AS x(i, u, v) "
+     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " + cols + "), "
+     "del AS (DELETE FROM tasks AS k USING unnest($13::int8[], $14::text[]) AS x(i, u) "
+     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id) "
+     "SELECT 1, * FROM ins UNION ALL SELECT 2, * FROM upd UNION ALL SELECT 3, * FROM tog "
+     "UNION ALL SELECT 4, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM del"},
   };
   for (int st = 0; st < 3; ++st) {
     out.push_back({std::string{"count_"} + status_names[st],

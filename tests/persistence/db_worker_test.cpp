@@ -290,9 +290,13 @@ TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' muta
   update_b.patch.set_description = true; // to null
   auto remove_d = cmd_for(op::remove, td.id);
   auto toggle_missing = cmd_for(op::complete, ta.id); // e does not own it
+  auto remove_missing = cmd_for(op::remove, tb.id);   // nor does f
+  // Four kinds in one statement (write_many); each user once.
   auto out = batch({{fresh_user(), create_c}, {a, toggle_a}, {b, update_b}, {d, remove_d},
-                    {e, toggle_missing}});
-  REQUIRE(out.size() == 5);
+                    {e, toggle_missing}, {fresh_user(), remove_missing}});
+  REQUIRE(out.size() == 6);
+  CHECK(out[5].code == errc::task_not_found);
+  CHECK(exec(b, cmd_for(op::fetch, tb.id))->rows.at(0).title == "b2");
   REQUIRE(out[0].code == errc::none);
   CHECK(out[0].result.rows.at(0).title == "quote \" and \\ backslash, {braces}");
   CHECK(out[0].result.rows.at(0).description == std::optional<std::string>{"NULL"});
@@ -300,6 +304,7 @@ TEST_CASE_METHOD(pool_fixture, "a worker runs a group commit of many users' muta
   CHECK(out[1].result.rows.at(0).completed);
   REQUIRE(out[2].code == errc::none);
   CHECK(out[2].result.rows.at(0).title == "b2");
+  CHECK(out[2].result.rows.at(0).version == tb.version + 1);
   CHECK_FALSE(out[2].result.rows.at(0).description);
   CHECK(out[3].code == errc::none);
   CHECK(out[4].code == errc::task_not_found);
