@@ -317,23 +317,45 @@ void write_failed(self_ptr self, const task_cmd& cmd, promise& rp, caf::error er
   rp.deliver(as_service_error(std::move(err)));
 }
 
-// Sends one mutation to the database; the user's later requests wait until it has answered
-// (that is where per-user ordering comes from).
+bool plain_write(const task_cmd& cmd) {
+  return is_mutation(cmd.kind) && !cmd.if_match;
+}
+
+// Marks a write call as sent: a plain one counts as in flight (later plain writes need not
+// wait for it), any other holds the user's later requests.
+void write_sent(task_manager_state& st, bool plain) {
+  if (plain)
+    ++st.writes_in_flight;
+  else
+    st.busy = true;
+}
+
+void write_answered(task_manager_state& st, bool plain) {
+  if (plain)
+    --st.writes_in_flight;
+  else
+    st.busy = false;
+}
+
+// Sends one mutation to the database. Per-user order: a plain write is sent after every
+// earlier one of its user and the DB pool commits it after them; a conditional one is sent
+// only when none is in flight and holds the user's later requests until it has answered.
 void mutate(self_ptr self, task_cmd cmd, promise rp) {
   auto& st = self->state;
-  st.busy = true;
+  bool plain = plain_write(cmd);
+  write_sent(st, plain);
   auto copy = cmd;
   self->request(st.db, st.db_timeout, atom::exec::value, st.user_id, std::move(cmd))
     .then(
-      [self, rp, copy](task_result& r) mutable {
+      [self, rp, copy, plain](task_result& r) mutable {
         forget_request_timeout(self);
-        self->state.busy = false;
+        write_answered(self->state, plain);
         write_done(self, copy, rp, std::move(r));
         drain(self);
       },
-      [self, rp, copy](caf::error& err) mutable {
+      [self, rp, copy, plain](caf::error& err) mutable {
         forget_request_timeout(self);
-        self->state.busy = false;
+        write_answered(self->state, plain);
         write_failed(self, copy, rp, std::move(err));
         drain(self);
       });
@@ -346,7 +368,7 @@ using queued_write = std::pair<task_cmd, promise>;
 // earlier round trip of its user instead of one per write ahead of it.
 void mutate_run(self_ptr self, std::vector<queued_write> run) {
   auto& st = self->state;
-  st.busy = true;
+  write_sent(st, true);
   std::vector<db_job> jobs;
   jobs.reserve(run.size());
   for (const auto& w : run)
@@ -355,7 +377,7 @@ void mutate_run(self_ptr self, std::vector<queued_write> run) {
     .then(
       [self, run](std::vector<db_outcome>& outs) mutable {
         forget_request_timeout(self);
-        self->state.busy = false;
+        write_answered(self->state, true);
         for (size_t i = 0; i < run.size(); ++i) {
           if (i >= outs.size())
             write_failed(self, run[i].first, run[i].second, caf::make_error(errc::internal));
@@ -368,15 +390,11 @@ void mutate_run(self_ptr self, std::vector<queued_write> run) {
       },
       [self, run](caf::error& err) mutable {
         forget_request_timeout(self);
-        self->state.busy = false;
+        write_answered(self->state, true);
         for (auto& w : run)
           write_failed(self, w.first, w.second, err);
         drain(self);
       });
-}
-
-bool plain_write(const task_cmd& cmd) {
-  return is_mutation(cmd.kind) && !cmd.if_match;
 }
 
 void start(self_ptr self, task_cmd cmd, promise rp);
@@ -407,6 +425,8 @@ void drain(self_ptr self) {
         mutate_run(self, std::move(run));
       continue;
     }
+    if (st.writes_in_flight > 0)
+      break; // a read or conditional write sees every earlier write: it waits for them
     auto [cmd, rp] = std::move(st.queue.front());
     st.queue.pop_front();
     auto p = wrap(std::move(rp), cmd);
@@ -581,7 +601,9 @@ task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std:
           return rp;
         }
       }
-      if (st.busy) {
+      // A plain write need not wait for earlier writes in flight; anything else waits for
+      // them; and everything waits behind what already waits (arrival order).
+      if (st.busy || !st.queue.empty() || (st.writes_in_flight > 0 && !plain_write(cmd))) {
         st.queue.emplace_back(std::move(cmd), rp); // in order, behind the user's earlier work
         return rp;
       }

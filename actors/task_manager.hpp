@@ -111,6 +111,11 @@ struct task_manager_state {
   /// True while a database call this user's later requests must wait for is in flight (a
   /// write, a conditional write's check, the cache load); they wait in `queue`, in order.
   bool busy = false;
+  /// Calls of plain writes (no If-Match) sent to the database and not answered yet. Later
+  /// plain writes do not wait for them: they go at once, and the DB pool keeps a user's
+  /// writes in order (never one of them in a commit before an earlier one has answered).
+  /// Everything else (reads, conditional writes, the cache load) waits until none is left.
+  size_t writes_in_flight = 0;
   uint64_t invalidations = 0; // invalidate messages so far (a load in flight checks it)
   /// Tasks this manager deleted whose delete the change feed has not brought back yet: a
   /// late "created" of one of them is not applied (at most the last 64).
@@ -129,10 +134,12 @@ struct task_manager_state {
   static inline const char* name = "task-manager";
 };
 
-/// Serves one user's commands in arrival order: a write (or a cache load) holds the user's
-/// later requests until the database has answered; writes that queued up meanwhile then go to
-/// the database together, in order, in one transaction. Reads are answered from a
-/// write-through cache of the user's tasks.
+/// Serves one user's commands in arrival order: a plain write goes to the database at once,
+/// also while earlier ones are in flight (the DB pool commits them in order); a read, a
+/// conditional write or the cache load waits until every earlier write has answered, and a
+/// cache load or conditional write holds the user's later requests until it has answered
+/// (writes that queued up meanwhile then go together, in order, in one transaction). Reads are
+/// answered from a write-through cache of the user's tasks.
 task_manager_actor::behavior_type
 task_manager(task_manager_actor::stateful_pointer<task_manager_state> self, std::string user_id,
              db_actor db, caf::timespan db_timeout, size_t cache_limit,

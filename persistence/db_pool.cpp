@@ -34,18 +34,40 @@ void count_error(const caf::error& err) {
   count_error(static_cast<errc>(as_service_error(err).code()));
 }
 
-void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
-            bool write = false) {
-  if (write)
-    --self->state.writes_in_flight;
-  self->state.idle.push_back(std::move(worker));
-  pump(self);
-}
-
 bool is_mutation(const db_pool_state::job& j) {
   auto k = j.cmd.kind;
   return !j.ping && (!j.seq.empty() || k == op::create || k == op::update ||
                      k == op::complete || k == op::remove);
+}
+
+const std::string& user_of(const db_pool_state::job& j) {
+  return j.seq.empty() ? j.user : j.seq.front().user;
+}
+
+// Whether a queued mutation must wait because an earlier one of its user is in flight.
+bool user_writing(const db_pool_state& st, const db_pool_state::job& j) {
+  return !st.writing.empty() && st.writing.count(user_of(j)) > 0;
+}
+
+void started_writing(db_pool_state& st, const std::vector<std::string>& users) {
+  ++st.writes_in_flight;
+  for (const auto& u : users)
+    ++st.writing[u];
+}
+
+void finish(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
+            const std::vector<std::string>* users = nullptr) {
+  auto& st = self->state;
+  if (users) {
+    --st.writes_in_flight;
+    for (const auto& u : *users) {
+      auto i = st.writing.find(u);
+      if (i != st.writing.end() && --i->second == 0)
+        st.writing.erase(i);
+    }
+  }
+  st.idle.push_back(std::move(worker));
+  pump(self);
 }
 
 void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor worker,
@@ -65,19 +87,22 @@ void dispatch(db_actor::stateful_pointer<db_pool_state> self, db_worker_actor wo
     return;
   }
   auto rp = job.rp;
-  bool write = is_mutation(job);
-  if (write)
-    ++self->state.writes_in_flight;
+  // The user of a mutation, for `writing` (empty for a read).
+  std::vector<std::string> users;
+  if (is_mutation(job)) {
+    users.push_back(job.user);
+    started_writing(self->state, users);
+  }
   self->request(worker, worker_timeout, atom::exec::value, std::move(job.user), std::move(job.cmd))
     .then(
-      [self, worker, rp, write](task_result& r) mutable {
+      [self, worker, rp, users](task_result& r) mutable {
         rp.deliver(std::move(r));
-        finish(self, worker, write);
+        finish(self, worker, users.empty() ? nullptr : &users);
       },
-      [self, worker, rp, write](caf::error& err) mutable {
+      [self, worker, rp, users](caf::error& err) mutable {
         count_error(err);
         rp.deliver(std::move(err));
-        finish(self, worker, write);
+        finish(self, worker, users.empty() ? nullptr : &users);
       });
 }
 
@@ -117,7 +142,9 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
                     std::vector<db_pool_state::job> jobs) {
   std::vector<db_job> work;
   std::vector<batch_part> parts;
+  std::vector<std::string> users;
   for (auto& j : jobs) {
+    users.push_back(user_of(j));
     batch_part p;
     p.first = work.size();
     if (j.seq.empty()) {
@@ -132,10 +159,10 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
     }
     parts.push_back(std::move(p));
   }
-  ++self->state.writes_in_flight;
+  started_writing(self->state, users);
   self->request(worker, worker_timeout, atom::batch::value, std::move(work))
     .then(
-      [self, worker, parts](std::vector<db_outcome>& outs) mutable {
+      [self, worker, parts, users](std::vector<db_outcome>& outs) mutable {
         for (const auto& o : outs)
           count_error(o.code);
         for (auto& p : parts) {
@@ -152,9 +179,9 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
               caf::make_error(p.first < outs.size() ? outs[p.first].code : errc::internal));
           }
         }
-        finish(self, worker, true);
+        finish(self, worker, &users);
       },
-      [self, worker, parts](caf::error& err) mutable {
+      [self, worker, parts, users](caf::error& err) mutable {
         count_error(err);
         for (auto& p : parts) {
           if (p.seq)
@@ -162,18 +189,19 @@ void dispatch_batch(db_actor::stateful_pointer<db_pool_state> self, db_worker_ac
           else
             p.rp.deliver(err);
         }
-        finish(self, worker, true);
+        finish(self, worker, &users);
       });
 }
 
-// The first queued job an idle worker may take now: any, or while `write_limit` group commits
-// are in flight, the first that is not a mutation (the mutations wait for the next one).
-// Reordering is safe: a user's manager never has two requests to the pool in flight.
+// The first queued job an idle worker may take now: a read, or a mutation whose user has
+// none in flight while fewer than `write_limit` group commits are (the others wait for the
+// next one). Reordering is safe: a user's manager sends a read only when none of its writes
+// is unanswered, and a user's mutations keep their order (the first waits, so do the others).
 std::deque<db_pool_state::job>::iterator next_job(db_pool_state& st) {
-  if (st.max_batch < 2 || st.writes_in_flight < st.write_limit) // no group commit: no limit
-    return st.queue.begin();
-  return std::find_if(st.queue.begin(), st.queue.end(),
-                      [](const db_pool_state::job& j) { return !is_mutation(j); });
+  bool writes = st.max_batch < 2 || st.writes_in_flight < st.write_limit; // no batch: no limit
+  return std::find_if(st.queue.begin(), st.queue.end(), [&](const db_pool_state::job& j) {
+    return !is_mutation(j) || (writes && !user_writing(st, j));
+  });
 }
 
 void pump(db_actor::stateful_pointer<db_pool_state> self) {
@@ -195,13 +223,14 @@ void pump(db_actor::stateful_pointer<db_pool_state> self) {
       dispatch(self, std::move(worker), std::move(job));
       continue;
     }
-    // Other queued mutations ride along (they belong to other users: a user's manager never
-    // has two requests to the pool in flight).
+    // Other queued mutations ride along, in queue order (a user's later ones after its
+    // earlier ones: the worker runs a user's n-th write of a batch in the n-th round), but
+    // none of a user with one in flight.
     std::vector<db_pool_state::job> batch;
     size_t statements = size_of(job);
     batch.push_back(std::move(job));
     for (auto i = st.queue.begin(); i != st.queue.end() && statements < st.max_batch;) {
-      if (is_mutation(*i)) {
+      if (is_mutation(*i) && !user_writing(st, *i)) {
         if (!expired(st, *i, now)) {
           statements += size_of(*i);
           batch.push_back(std::move(*i));

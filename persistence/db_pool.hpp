@@ -1,6 +1,8 @@
 #pragma once
 
 #include <deque>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "persistence/db_worker.hpp"
@@ -29,11 +31,16 @@ struct db_pool_state {
   // to reads, and fewer, larger transactions cost PostgreSQL less per write.
   size_t write_limit = 1;
   size_t writes_in_flight = 0;
+  // Users with a mutation in flight (how many calls): a user's later mutation waits until
+  // they have answered, so a user's writes commit in the order they came (a TaskManager
+  // sends a user's plain writes without waiting for the earlier ones' answers).
+  std::unordered_map<std::string, size_t> writing;
   caf::timespan max_wait;
   static inline const char* name = "db-pool";
 };
 
-/// Hands each job to an idle worker (mutations: at most `write_limit` group commits at once),
+/// Hands each job to an idle worker (mutations: at most `write_limit` group commits at once,
+/// a user's in arrival order, never while an earlier one of the same user is in flight),
 /// queueing up to `queue_limit` jobs; a job that waited longer than `max_wait` is answered
 /// with errc::db_unavailable instead of being run.
 db_actor::behavior_type db_pool(db_actor::stateful_pointer<db_pool_state> self,

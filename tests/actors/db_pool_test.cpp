@@ -114,3 +114,58 @@ TEST_CASE_METHOD(unbatched_pool, "without group commit (a batch of one) writes u
   CHECK(a->has_value());
   CHECK(b->has_value());
 }
+
+TEST_CASE_METHOD(unbatched_pool, "a user's later write never starts while an earlier one of that "
+                                 "user is in flight, even with a worker idle") {
+  auto a1 = create("alice", "a1");
+  auto a2 = create("alice", "a2");
+  auto b = create("bob", "b");
+  run();
+  // alice's first and bob's run; alice's second waits for her first.
+  REQUIRE(commands_seen() == 2);
+  auto& first = d1->log.front().first == "alice" ? d1 : d2;
+  auto& other = d1->log.front().first == "alice" ? d2 : d1;
+  CHECK(other->log.front().first == "bob");
+  release(other); // bob's answer frees a worker: alice's second still waits
+  REQUIRE(b->has_value());
+  CHECK(commands_seen() == 2);
+  CHECK_FALSE(a2->has_value());
+  release(first);
+  REQUIRE(a1->has_value());
+  CHECK(a1->value());
+  REQUIRE(commands_seen() == 3); // now alice's second
+  auto& second = d1->held.empty() ? d2 : d1;
+  CHECK(second->log.back().second.patch.title == std::optional<std::string>{"a2"});
+  release(second);
+  REQUIRE(a2->has_value());
+  CHECK(a2->value());
+}
+
+TEST_CASE_METHOD(pool_fixture, "a user's writes that queued behind a commit ride the next one "
+                               "together, in order") {
+  auto a1 = create("alice", "a1");
+  run();
+  auto& first = d1->held.empty() ? d2 : d1;
+  auto a2 = create("alice", "a2");
+  auto b = create("bob", "b");
+  auto a3 = create("alice", "a3");
+  run();
+  CHECK(commands_seen() == 1);
+  release(first);
+  REQUIRE(a1->has_value());
+  auto& next = d1->batches.empty() ? d2 : d1;
+  REQUIRE(next->batches.size() == 1);
+  CHECK(next->batches.front() == 3);
+  // In the batch, alice's second comes before her third.
+  std::vector<std::string> titles;
+  REQUIRE(next->log.size() >= 3);
+  for (auto i = next->log.end() - 3; i != next->log.end(); ++i) // the batch's three
+    if (i->first == "alice" && i->second.patch.title)
+      titles.push_back(*i->second.patch.title);
+  CHECK(titles == std::vector<std::string>{"a2", "a3"});
+  release(next);
+  REQUIRE(a2->has_value());
+  REQUIRE(a3->has_value());
+  REQUIRE(b->has_value());
+  CHECK(a2->value()->rows.at(0).id < a3->value()->rows.at(0).id);
+}

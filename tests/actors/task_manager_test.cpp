@@ -52,39 +52,35 @@ struct manager_fixture : deterministic_system {
 
 } // namespace
 
-TEST_CASE_METHOD(manager_fixture, "a task manager has one database call in flight; writes that "
-                                  "queued meanwhile go together, in order") {
+TEST_CASE_METHOD(manager_fixture, "a task manager sends a user's plain writes at once, in order, "
+                                  "and a read waits for all of them") {
   auto alice = spawn_manager("alice");
   auto id = milk_cached(alice);
-  task_cmd list;
-  list.kind = op::list;
   data->hold = true;
   auto before = data->log.size();
   std::vector<std::shared_ptr<std::optional<caf::expected<task_result>>>> answers;
   for (int i = 0; i < 5; ++i)
     answers.push_back(ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id)));
-  // A read behind the writes waits for them (it must see them), a write behind it goes on its own.
+  // A read behind the writes waits for them (it must see them), a write behind it waits too.
   auto read = ask_later<task_result>(alice, atom::exec::value, by_id(op::fetch, id));
   auto last = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id));
   run();
-  // The manager waits for the first toggle before it sends anything else.
-  CHECK(data->log.size() == before + 1);
-  CHECK(data->batches.empty());
-  caf::anon_send(db, atom::tick::value);
-  run();
-  // The four toggles that queued meanwhile: one batch, in order.
-  REQUIRE(data->batches.size() == 1);
-  CHECK(data->batches[0] == 4);
+  // The five toggles went to the database without waiting for each other, in order.
   CHECK(data->log.size() == before + 5);
-  CHECK_FALSE(read->has_value());
+  CHECK(data->batches.empty());
+  for (int i = 0; i < 4; ++i) {
+    caf::anon_send(db, atom::tick::value);
+    run();
+  }
+  CHECK_FALSE(read->has_value()); // one toggle is still in flight
+  CHECK(data->log.size() == before + 5);
   caf::anon_send(db, atom::tick::value);
   run();
-  // Then the read (from the cache, after the four) and the last toggle, alone.
+  // Then the read (from the cache, after the five) and the last toggle.
   REQUIRE(read->has_value());
   REQUIRE(**read);
   CHECK((**read)->rows.at(0).completed == true); // five toggles from false
   CHECK(data->log.size() == before + 6);
-  CHECK(data->batches.size() == 1);
   caf::anon_send(db, atom::tick::value);
   run();
   answers.push_back(last);
@@ -99,31 +95,42 @@ TEST_CASE_METHOD(manager_fixture, "a task manager has one database call in fligh
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_METHOD(manager_fixture, "in a batch of queued writes, one that fails does not fail the "
-                                  "others and the cache stays true") {
+TEST_CASE_METHOD(manager_fixture, "writes queued behind a conditional write go together, in "
+                                  "order, and one that fails does not fail the others") {
   auto alice = spawn_manager("alice");
   auto id = milk_cached(alice);
   task_cmd list;
   list.kind = op::list;
   data->hold = true;
-  auto first = ask_later<task_result>(alice, atom::exec::value, test::create_cmd("first"));
+  auto before = data->log.size();
+  // If-Match holds the user's later requests until it has answered.
+  auto rename = by_id(op::update, id);
+  rename.patch.title = "oat milk";
+  rename.if_match = "*";
+  auto first = ask_later<task_result>(alice, atom::exec::value, rename);
   auto missing = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, 999999));
   auto toggle = ask_later<task_result>(alice, atom::exec::value, by_id(op::complete, id));
   auto gone = ask_later<task_result>(alice, atom::exec::value, by_id(op::remove, id));
+  auto made = ask_later<task_result>(alice, atom::exec::value, test::create_cmd("first"));
   run();
+  CHECK(data->log.size() == before + 1);
   release_all();
   REQUIRE(data->batches.size() == 1);
-  CHECK(data->batches[0] == 3);
+  CHECK(data->batches[0] == 4);
   REQUIRE(first->has_value());
-  CHECK(**first);
+  REQUIRE(**first);
+  CHECK((**first)->rows.at(0).title == "oat milk");
   REQUIRE(missing->has_value());
   REQUIRE_FALSE(**missing);
   CHECK((**missing).error() == errc::task_not_found);
   REQUIRE(toggle->has_value());
   REQUIRE(**toggle);
   CHECK((**toggle)->rows.at(0).completed == true);
+  CHECK((**toggle)->rows.at(0).title == "oat milk");
   REQUIRE(gone->has_value());
   CHECK(**gone);
+  REQUIRE(made->has_value());
+  CHECK(**made);
   auto page = ask<task_result>(alice, atom::exec::value, list);
   REQUIRE(page);
   CHECK(page->total == 1);
@@ -384,7 +391,7 @@ TEST_CASE_METHOD(manager_fixture, "an invalidation that arrives while the cache 
   caf::anon_send_exit(alice, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_METHOD(manager_fixture, "a key in flight is 409 (same request) or 422 (another one); "
+TEST_CASE_METHOD(manager_fixture, "a key in flight is 409 (same request) or 422 (another one), and "
                                   "a replayed answer leaves the cache alone") {
   auto alice = spawn_manager("alice");
   auto id = milk_cached(alice);

@@ -248,7 +248,7 @@ TEST_CASE_METHOD(budget_registry, "a user with work in flight keeps its manager 
 }
 
 TEST_CASE_METHOD(registry_fixture, "changes from the feed reach the managers of their users, in "
-                                   "order; users without a manager cost nothing") {
+                                   "order, and users without a manager cost nothing") {
   auto made = ask<task_result>(registry, atom::exec::value, std::string{"alice"},
                                test::create_cmd("milk"));
   REQUIRE(made);
