@@ -29,12 +29,6 @@ std::string token_cache::digest(std::string_view token) {
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
-std::optional<jwt::verified> token_cache::find(std::string_view token, int64_t now) {
-  if (const auto* h = peek(token, now))
-    return h->claims;
-  return std::nullopt;
-}
-
 std::optional<token_cache::hit> token_cache::lookup(std::string_view token, int64_t now) {
   if (const auto* h = peek(token, now))
     return *h;

@@ -33,9 +33,6 @@ public:
   /// Returns the entry stored for `token` if it is still live at `now` (Unix seconds).
   std::optional<hit> lookup(std::string_view token, int64_t now);
 
-  /// Returns the claims stored for `token` if its entry is still live at `now` (Unix seconds).
-  std::optional<jwt::verified> find(std::string_view token, int64_t now);
-
   /// As `lookup`, without copying the claims: the entry stays valid until the cache is next
   /// changed (insert, clear, or a lookup that finds an expired entry). Null when not live.
   const hit* peek(std::string_view token, int64_t now);

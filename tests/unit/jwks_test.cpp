@@ -222,10 +222,10 @@ TEST_CASE("the token cache is keyed by SHA-256 of the token") {
         == "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
   token_cache c{8};
   c.insert("token-a", {"alice", now + 100}, now);
-  CHECK(c.find("token-a", now)->subject == "alice");
-  CHECK_FALSE(c.find("token-b", now));
-  CHECK_FALSE(c.find("token-", now));
-  CHECK_FALSE(c.find("token-a ", now));
+  CHECK(c.peek("token-a", now)->claims.subject == "alice");
+  CHECK_FALSE(c.peek("token-b", now));
+  CHECK_FALSE(c.peek("token-", now));
+  CHECK_FALSE(c.peek("token-a ", now));
 }
 
 TEST_CASE("a cache entry expires at the token's exp or after the TTL, whichever is first") {
@@ -233,17 +233,17 @@ TEST_CASE("a cache entry expires at the token's exp or after the TTL, whichever 
   c.insert("short", {"a", now + 10}, now);
   c.insert("long", {"b", now + 10'000}, now);
   c.insert("none", {"c", 0}, now); // exp not required: only the TTL bounds it
-  CHECK(c.find("short", now + 9));
-  CHECK_FALSE(c.find("short", now + 10));
-  CHECK(c.find("long", now + 299));
-  CHECK_FALSE(c.find("long", now + 300));
-  CHECK(c.find("none", now + 299));
-  CHECK_FALSE(c.find("none", now + 300));
+  CHECK(c.peek("short", now + 9));
+  CHECK_FALSE(c.peek("short", now + 10));
+  CHECK(c.peek("long", now + 299));
+  CHECK_FALSE(c.peek("long", now + 300));
+  CHECK(c.peek("none", now + 299));
+  CHECK_FALSE(c.peek("none", now + 300));
   CHECK(c.size() == 0); // expired entries are dropped when met
   // Accepted within the leeway (exp already past): not cached at all.
   c.insert("stale", {"d", now - 5}, now);
   CHECK(c.size() == 0);
-  CHECK_FALSE(c.find("stale", now));
+  CHECK_FALSE(c.peek("stale", now));
 }
 
 TEST_CASE("the token cache holds at most its capacity and evicts the least recently used") {
@@ -251,16 +251,16 @@ TEST_CASE("the token cache holds at most its capacity and evicts the least recen
   c.insert("t1", {"1", now + 100}, now);
   c.insert("t2", {"2", now + 100}, now);
   c.insert("t3", {"3", now + 100}, now);
-  CHECK(c.find("t1", now)); // t2 is now the least recently used
+  CHECK(c.peek("t1", now)); // t2 is now the least recently used
   c.insert("t4", {"4", now + 100}, now);
   CHECK(c.size() == 3);
-  CHECK_FALSE(c.find("t2", now));
-  CHECK(c.find("t1", now));
-  CHECK(c.find("t3", now));
-  CHECK(c.find("t4", now));
+  CHECK_FALSE(c.peek("t2", now));
+  CHECK(c.peek("t1", now));
+  CHECK(c.peek("t3", now));
+  CHECK(c.peek("t4", now));
   c.insert("t4", {"4b", now + 100}, now); // re-insert updates in place
   CHECK(c.size() == 3);
-  CHECK(c.find("t4", now)->subject == "4b");
+  CHECK(c.peek("t4", now)->claims.subject == "4b");
   for (int i = 0; i < 1000; ++i)
     c.insert("x" + std::to_string(i), {"x", now + 100}, now);
   CHECK(c.size() == 3);
@@ -268,7 +268,7 @@ TEST_CASE("the token cache holds at most its capacity and evicts the least recen
   CHECK(c.size() == 0);
   token_cache off{0};
   off.insert("t", {"s", now + 100}, now);
-  CHECK_FALSE(off.find("t", now));
+  CHECK_FALSE(off.peek("t", now));
 }
 
 TEST_CASE("a cache keyed by the token itself finds it without a copy, evicts and expires") {
@@ -288,7 +288,7 @@ TEST_CASE("a cache keyed by the token itself finds it without a copy, evicts and
   c.insert(long_b, {"carol", now + 100}, now); // "short" is the least recently used
   CHECK(c.size() == 2);
   CHECK(c.peek("short", now) == nullptr);
-  CHECK(c.find(long_b, now)->subject == "carol");
+  CHECK(c.peek(long_b, now)->claims.subject == "carol");
   CHECK(c.lookup(long_a, now)->claims.subject == "alice");
   c.insert(long_a, {"alice2", now + 50}, now); // in place: the key's bytes stay where they are
   CHECK(c.peek(long_a, now)->claims.subject == "alice2");
