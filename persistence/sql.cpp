@@ -1,5 +1,6 @@
 #include "persistence/sql.hpp"
 
+#include <initializer_list>
 #include <unordered_map>
 
 namespace todo::sql {
@@ -11,6 +12,54 @@ const char* sort_names[] = {"created", "updated", "title"};
 const char* status_filters[] = {"", " AND completed = false", " AND completed = true"};
 // Titles order by code point (COLLATE "C"), the same order the TaskManager's cache uses.
 const char* sort_columns[] = {"created_at", "updated_at", "title COLLATE \"C\""};
+
+// Group commit: one statement per kind of mutation for many users at once, its array
+// parameters numbered from `first` (one user appears at most once per statement; rows come
+// back keyed by user_id).
+std::string arrays(int first, std::initializer_list<const char*> types) {
+  std::string out;
+  for (auto t : types) {
+    if (!out.empty())
+      out += ", ";
+    out += "$" + std::to_string(first++) + "::" + t + "[]";
+  }
+  return out;
+}
+
+std::string create_many(int first) {
+  return "INSERT INTO tasks (user_id, title, description) SELECT u, t, d FROM unnest(" +
+         arrays(first, {"text", "text", "text"}) +
+         ") WITH ORDINALITY AS x(u, t, d, n) ORDER BY n RETURNING user_id, " + task_columns;
+}
+
+std::string update_many(int first) {
+  return "UPDATE tasks AS k SET title = COALESCE(x.t, k.title), "
+         "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
+         "completed = COALESCE(x.c, k.completed), "
+         "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+         "THEN k.updated_at ELSE now() END, "
+         "version = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
+         "THEN k.version ELSE k.version + 1 END FROM unnest(" +
+         arrays(first, {"int8", "text", "text", "boolean", "text", "boolean"}) +
+         ") AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
+         task_columns;
+}
+
+std::string complete_many(int first) {
+  return "UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
+         "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+         "THEN k.updated_at ELSE now() END, "
+         "version = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
+         "THEN k.version ELSE k.version + 1 END FROM unnest(" +
+         arrays(first, {"int8", "text", "boolean"}) +
+         ") AS x(i, u, v) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
+         task_columns;
+}
+
+std::string remove_many(int first) {
+  return "DELETE FROM tasks AS k USING unnest(" + arrays(first, {"int8", "text"}) +
+         ") AS x(i, u) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id";
+}
 
 std::vector<statement> make_statements() {
   std::string cols = task_columns;
@@ -56,34 +105,11 @@ std::vector<statement> make_statements() {
      "UPDATE idempotency_keys SET status = $3, body = $4, task_id = $5 "
      "WHERE user_id = $1 AND key = $2"},
     {"idem_forget", "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2"},
-    // Group commit: one statement per kind of mutation for many users at once (one user
-    // appears at most once per statement; rows come back keyed by user_id).
-    {"create_many",
-     "INSERT INTO tasks (user_id, title, description) "
-     "SELECT u, t, d FROM unnest($1::text[], $2::text[], $3::text[]) "
-     "WITH ORDINALITY AS x(u, t, d, n) ORDER BY n RETURNING user_id, " + cols},
-    {"update_many",
-     "UPDATE tasks AS k SET title = COALESCE(x.t, k.title), "
-     "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
-     "completed = COALESCE(x.c, k.completed), "
-     "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
-     "THEN k.updated_at ELSE now() END, "
-     "version = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
-     "THEN k.version ELSE k.version + 1 END "
-     "FROM unnest($1::int8[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::boolean[]) "
-     "AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " +
-       cols},
-    {"complete_many",
-     "UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
-     "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
-     "THEN k.updated_at ELSE now() END, "
-     "version = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
-     "THEN k.version ELSE k.version + 1 END "
-     "FROM unnest($1::int8[], $2::text[], $3::boolean[]) AS x(i, u, v) "
-     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " + cols},
-    {"remove_many",
-     "DELETE FROM tasks AS k USING unnest($1::int8[], $2::text[]) AS x(i, u) "
-     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id"},
+    // Group commit (see create_many and the others above).
+    {"create_many", create_many(1)},
+    {"update_many", update_many(1)},
+    {"complete_many", complete_many(1)},
+    {"remove_many", remove_many(1)},
     // The four above in one statement, for a group commit that mixes kinds: one round trip
     // and one commit instead of BEGIN, a statement per kind and COMMIT. Each user appears at
     // most once, so no two parts touch the same row (they all see one snapshot). Rows come
@@ -91,30 +117,10 @@ std::vector<statement> make_statements() {
     // for a remove). $1-$3 create_many's, $4-$9 update_many's, $10-$12 complete_many's,
     // $13-$14 remove_many's parameters.
     {"write_many",
-     "WITH ins AS (INSERT INTO tasks (user_id, title, description) "
-     "SELECT u, t, d FROM unnest($1::text[], $2::text[], $3::text[]) "
-     "WITH ORDINALITY AS x(u, t, d, n) ORDER BY n RETURNING user_id, " + cols + "), "
-     "upd AS (UPDATE tasks AS k SET title = COALESCE(x.t, k.title), "
-     "description = CASE WHEN x.sd THEN x.d ELSE k.description END, "
-     "completed = COALESCE(x.c, k.completed), "
-     "updated_at = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
-     "THEN k.updated_at ELSE now() END, "
-     "version = CASE WHEN x.t IS NULL AND NOT x.sd AND x.c IS NULL "
-     "THEN k.version ELSE k.version + 1 END "
-     "FROM unnest($4::int8[], $5::text[], $6::text[], $7::boolean[], $8::text[], "
-     "$9::boolean[]) AS x(i, u, t, sd, d, c) WHERE k.id = x.i AND k.user_id = x.u "
-     "RETURNING k.user_id, " + cols + "), "
-     "tog AS (UPDATE tasks AS k SET completed = COALESCE(x.v, NOT k.completed), "
-     "updated_at = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
-     "THEN k.updated_at ELSE now() END, "
-     "version = CASE WHEN x.v IS NOT NULL AND k.completed = x.v "
-     "THEN k.version ELSE k.version + 1 END "
-     "FROM unnest($10::int8[], $11::text[], $12::boolean[]) AS x(i, u, v) "
-     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id, " + cols + "), "
-     "del AS (DELETE FROM tasks AS k USING unnest($13::int8[], $14::text[]) AS x(i, u) "
-     "WHERE k.id = x.i AND k.user_id = x.u RETURNING k.user_id) "
-     "SELECT 1, * FROM ins UNION ALL SELECT 2, * FROM upd UNION ALL SELECT 3, * FROM tog "
-     "UNION ALL SELECT 4, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM del"},
+     "WITH ins AS (" + create_many(1) + "), upd AS (" + update_many(4) + "), tog AS (" +
+       complete_many(10) + "), del AS (" + remove_many(13) + ") "
+       "SELECT 1, * FROM ins UNION ALL SELECT 2, * FROM upd UNION ALL SELECT 3, * FROM tog "
+       "UNION ALL SELECT 4, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM del"},
   };
   for (int st = 0; st < 3; ++st) {
     out.push_back({std::string{"count_"} + status_names[st],
