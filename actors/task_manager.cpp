@@ -363,9 +363,9 @@ void mutate(self_ptr self, task_cmd cmd, promise rp) {
 
 using queued_write = std::pair<task_cmd, promise>;
 
-// Sends the writes that queued up behind an earlier one to the database together, in
-// order, in one transaction (each with its own outcome): a write waits for at most one
-// earlier round trip of its user instead of one per write ahead of it.
+// Sends the plain writes that queued up behind a conditional write or a cache load to the
+// database together, in order, in one transaction (each with its own outcome), instead of
+// one call each.
 void mutate_run(self_ptr self, std::vector<queued_write> run) {
   auto& st = self->state;
   write_sent(st, true);
