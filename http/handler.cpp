@@ -666,7 +666,9 @@ void handle_request(server_context& ctx, exchange ex, request& req,
   }
   if (r.result == route_result::outcome::method_not_allowed) {
     auto res = error_response(ctx, ex, errc::method_not_allowed, {});
-    res.set(bhttp::field::allow, r.allow);
+    // RFC 9110 §15.5.6: Allow lists every method the resource supports, and every /api path
+    // answers OPTIONS (CORS preflight), as the preflight's own Allow says.
+    res.set(bhttp::field::allow, r.api ? std::string{r.allow} + ", OPTIONS" : std::string{r.allow});
     answer(*to, ex, std::move(res));
     return;
   }

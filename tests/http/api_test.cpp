@@ -350,10 +350,13 @@ TEST_CASE_METHOD(api, "unknown paths are 404 and wrong methods 405 with Allow") 
   CHECK(body_of(r).at("detail").is_string());
   auto m = client.request("DELETE", "/api/tasks", auth());
   CHECK(m.status == 405);
-  CHECK(m.header("allow") == "GET, HEAD, POST");
+  CHECK(m.header("allow") == "GET, HEAD, POST, OPTIONS");
   auto c = client.request("GET", "/api/tasks/1/complete", auth());
   CHECK(c.status == 405);
-  CHECK(c.header("allow") == "PATCH");
+  CHECK(c.header("allow") == "PATCH, OPTIONS");
+  auto h = client.request("DELETE", "/health");
+  CHECK(h.status == 405);
+  CHECK(h.header("allow") == "GET, HEAD"); // no OPTIONS outside /api
 }
 
 TEST_CASE_METHOD(api, "request lines or headers over 8 KiB get 431") {

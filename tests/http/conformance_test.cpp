@@ -180,7 +180,7 @@ TEST_CASE_METHOD(raw, "HEAD is GET without body bytes, and the next response sta
   CHECK(rs[2].status == 401);
   CHECK_FALSE(rs[2].field("WWW-Authenticate").empty());
   CHECK(rs[3].status == 405);
-  CHECK(rs[3].field("Allow") == "PATCH");
+  CHECK(rs[3].field("Allow") == "PATCH, OPTIONS");
   for (int i = 0; i < 4; ++i)
     CHECK(rs[i].body.empty());
   CHECK(rs[4].status == 200);

@@ -300,7 +300,7 @@ TEST_CASE("event streams need a valid token; ?access_token= works on that route 
   // Other methods on the route.
   auto post = c.request("POST", "/api/tasks/events", bearer_json(user), "{}");
   CHECK(post.status == 405);
-  CHECK(post.header("allow") == "GET, HEAD");
+  CHECK(post.header("allow") == "GET, HEAD, OPTIONS");
   // HEAD: the stream's header fields, no stream.
   auto head = c.request("HEAD", "/api/tasks/events", bearer(user));
   CHECK(head.status == 200);
