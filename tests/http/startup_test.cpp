@@ -10,9 +10,12 @@
 #include <sstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,4 +107,31 @@ TEST_CASE("DB_CONNECT_WAIT_MS is validated like every other setting") {
   auto ls = lines(r.err);
   REQUIRE(ls.size() == 1);
   CHECK(ls[0].rfind("DB_CONNECT_WAIT_MS: ", 0) == 0);
+}
+
+TEST_CASE("a port another process holds stops start-up with exit 1 and one line saying what to do") {
+  // Something else already listens on the port (here: this test, on a port the kernel chose).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 1) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  auto port = std::to_string(ntohs(addr.sin_port));
+  auto env = base_env("postgresql://postgres:Top-Secret-3@127.0.0.1:" + test_port() + "/todo");
+  env["HOST"] = "127.0.0.1";
+  env["PORT"] = port;
+  auto r = todo::test::run_until_exit(env);
+  ::close(fd);
+  CHECK(r.exit_code == 1);
+  auto ls = lines(r.err);
+  REQUIRE(ls.size() == 1);
+  CHECK(ls[0].find("cannot listen on 127.0.0.1:" + port + ": Address already in use") !=
+        std::string::npos);
+  CHECK(ls[0].find("set PORT") != std::string::npos);
+  CHECK(ls[0].find(".hpp") == std::string::npos); // no library source location
+  CHECK(r.err.find("Top-Secret-3") == std::string::npos);
 }
