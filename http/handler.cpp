@@ -653,6 +653,20 @@ void handle_request(server_context& ctx, exchange ex, request& req,
     if (!origin.empty() && origin == allowed)
       ex.origin = std::string{origin};
 
+  // asterisk-form (RFC 9112 §3.2.4) is only for a server-wide OPTIONS: it answers which
+  // methods the server knows; with any other method the target is malformed.
+  if (ex.path == "*") {
+    if (req.method() != bhttp::verb::options) {
+      answer(*to, ex, error_response(ctx, ex, errc::bad_request, {}));
+      return;
+    }
+    auto res = make_response(ctx, ex, 204, {});
+    res.set(bhttp::field::allow, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    frame(res);
+    answer(*to, ex, std::move(res));
+    return;
+  }
+
   // HEAD is GET without the body, on every GET route (same handler, same fields).
   auto r = route(ex.head ? std::string_view{"GET"} : std::string_view{ex.method}, ex.path);
   ex.route = r.known;

@@ -259,6 +259,18 @@ TEST_CASE_METHOD(raw, "an absolute-form target is served like its path") {
   CHECK(rs[0].body == R"({"status":"ok"})");
 }
 
+TEST_CASE_METHOD(raw, "OPTIONS * answers the server's methods; * with another method is 400") {
+  auto rs = split(exchange("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\nGET * HTTP/1.1\r\nHost: t\r\n\r\n" +
+                           health_close),
+                  {});
+  REQUIRE(rs.size() == 3);
+  CHECK(rs[0].status == 204);
+  CHECK(rs[0].field("Allow") == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+  CHECK(rs[0].body.empty());
+  CHECK(rs[1].status == 400);
+  CHECK(rs[2].status == 200); // the connection still serves the next request
+}
+
 TEST_CASE_METHOD(raw, "two Authorization fields are refused, not first-wins") {
   auto bytes = "GET /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + token +
                "\r\nAuthorization: Bearer " + token_of("someone-else") + "\r\n\r\n" +
