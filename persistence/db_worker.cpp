@@ -276,7 +276,16 @@ bool run_set(const statements& st, const std::vector<db_job>& jobs,
   array_literal ti, tu, tv;                 // complete
   array_literal ri, ru;                     // remove
   size_t creates = 0, updates = 0, completes = 0, removes = 0;
-  for (const auto& j : jobs) {
+  // Rows in ascending id order, so that two group commits (of two instances) that share rows
+  // mostly lock them in the same order and wait instead of deadlocking; a deadlock that still
+  // happens (another writer, another plan) is retried by the caller, row by row.
+  std::vector<size_t> order(jobs.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return jobs[x].cmd.id < jobs[y].cmd.id; });
+  for (auto i : order) {
+    const auto& j = jobs[i];
     const auto& p = j.cmd.patch;
     switch (j.cmd.kind) {
       case op::create:
@@ -356,6 +365,14 @@ bool is_unavailable(const pqxx::sql_error& e) {
   return state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("53", 0) == 0;
 }
 
+// A deadlock or serialization failure: PostgreSQL rolled the transaction back, so nothing of
+// it committed and it can run again. (libpqxx 6 derives these from pqxx::failure, not
+// sql_error; statement_completion_unknown shares their base but means "maybe committed".)
+bool rolled_back(const std::exception& ex) {
+  return (dynamic_cast<const pqxx::deadlock_detected*>(&ex) ||
+          dynamic_cast<const pqxx::serialization_failure*>(&ex));
+}
+
 // Maps an exception from a statement to an error code; drops a connection it broke.
 template <class Drop>
 errc classify(const std::exception& ex, pqxx::connection& conn, Drop drop) {
@@ -364,6 +381,12 @@ errc classify(const std::exception& ex, pqxx::connection& conn, Drop drop) {
       dynamic_cast<const pqxx::statement_completion_unknown*>(&ex)) {
     // Includes "the commit may or may not have happened": never answer 2xx.
     drop();
+    return errc::db_unavailable;
+  }
+  if (rolled_back(ex)) {
+    // PostgreSQL rolled the transaction back (deadlock, serialization failure): nothing
+    // committed and the connection is fine; the client may retry.
+    log::warn("db transaction rolled back by PostgreSQL (deadlock or serialization failure)");
     return errc::db_unavailable;
   }
   if (auto e = dynamic_cast<const pqxx::sql_error*>(&ex)) {
@@ -441,7 +464,8 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
       out.code = errc::db_unavailable;
       return out;
     }
-    try {
+    // A deadlock or serialization failure rolled everything back: run it again (twice at most).
+    for (int attempt = 0;; ++attempt) try {
       caf::expected<task_result> r{caf::error{}};
       if (cmd.idem_key.empty() && !cmd.if_match) {
         pqxx::nontransaction tx{*conn};
@@ -457,10 +481,13 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         out.result = std::move(*r);
       else
         out.code = static_cast<errc>(r.error().code());
+      return out;
     } catch (const std::exception& e) {
+      if (rolled_back(e) && attempt < 2)
+        continue;
       out.code = classify(e, *conn, drop);
+      return out;
     }
-    return out;
   };
   return {
     [run_one](atom::exec, const std::string& user,
@@ -546,6 +573,14 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
           out[i] = run_one(jobs[i].user, jobs[i].cmd);
         return out;
       } catch (const std::exception& e) {
+        if (rolled_back(e)) {
+          // Another transaction (another instance's group commit, or any other writer) took
+          // the same rows in another order and PostgreSQL chose this one to roll back:
+          // nothing committed; run each on its own (one row each: no lock cycle).
+          for (size_t i = 0; i < jobs.size(); ++i)
+            out[i] = run_one(jobs[i].user, jobs[i].cmd);
+          return out;
+        }
         auto code = classify(e, *conn, drop);
         for (auto& o : out)
           o = db_outcome{code, {}};
