@@ -524,6 +524,20 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         const statements st{tx, self->state.cfg.prepared};
         // A user with several writes (its queued ones, in order) has one in each round; the
         // rounds run one after the other, each as set statements.
+        if (rounds.size() > 1) {
+          std::vector<int64_t> ids;
+          for (const auto& j : jobs)
+            if (j.cmd.kind != op::create && j.cmd.id > 0)
+              ids.push_back(j.cmd.id);
+          std::sort(ids.begin(), ids.end());
+          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+          if (!ids.empty()) {
+            array_literal list;
+            for (auto id : ids)
+              list.add(id);
+            st("lock_rows", list.done());
+          }
+        }
         auto ttl_s = self->state.cfg.idempotency_ttl_s;
         for (const auto& round : rounds) {
           // Writes with an Idempotency-Key run one by one (claim, write, answer stored);

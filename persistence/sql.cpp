@@ -65,6 +65,9 @@ std::vector<statement> make_statements() {
   std::string cols = task_columns;
   std::vector<statement> out{
     {"ping", "SELECT 1"},
+    // Locks a group commit's rows in id order before its rounds run (each round is ordered
+    // by id, but one after the other they are not): two instances' commits wait, not deadlock.
+    {"lock_rows", "SELECT id FROM tasks WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE"},
     {"create",
      "INSERT INTO tasks (user_id, title, description) VALUES ($1, $2, $3) RETURNING " + cols},
     {"fetch", "SELECT " + cols + " FROM tasks WHERE id = $1 AND user_id = $2"},
