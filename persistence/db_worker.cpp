@@ -525,17 +525,17 @@ db_worker_actor::behavior_type db_worker(db_worker_actor::stateful_pointer<db_wo
         // A user with several writes (its queued ones, in order) has one in each round; the
         // rounds run one after the other, each as set statements.
         if (rounds.size() > 1) {
-          std::vector<int64_t> ids;
+          std::vector<std::pair<int64_t, const std::string*>> rows;
           for (const auto& j : jobs)
             if (j.cmd.kind != op::create && j.cmd.id > 0)
-              ids.push_back(j.cmd.id);
-          std::sort(ids.begin(), ids.end());
-          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-          if (!ids.empty()) {
-            array_literal list;
-            for (auto id : ids)
-              list.add(id);
-            st("lock_rows", list.done());
+              rows.emplace_back(j.cmd.id, &j.user);
+          if (!rows.empty()) {
+            array_literal ids, users;
+            for (const auto& [id, user] : rows) {
+              ids.add(id);
+              users.add(std::optional<std::string>{*user});
+            }
+            st("lock_rows", ids.done(), users.done());
           }
         }
         auto ttl_s = self->state.cfg.idempotency_ttl_s;

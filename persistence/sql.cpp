@@ -67,7 +67,9 @@ std::vector<statement> make_statements() {
     {"ping", "SELECT 1"},
     // Locks a group commit's rows in id order before its rounds run (each round is ordered
     // by id, but one after the other they are not): two instances' commits wait, not deadlock.
-    {"lock_rows", "SELECT id FROM tasks WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE"},
+    // Only rows of their own users: another user's id locks nothing.
+    {"lock_rows", "SELECT k.id FROM tasks AS k JOIN unnest($1::int8[], $2::text[]) AS x(i, u) "
+                  "ON k.id = x.i AND k.user_id = x.u ORDER BY k.id FOR UPDATE OF k"},
     {"create",
      "INSERT INTO tasks (user_id, title, description) VALUES ($1, $2, $3) RETURNING " + cols},
     {"fetch", "SELECT " + cols + " FROM tasks WHERE id = $1 AND user_id = $2"},
