@@ -231,21 +231,16 @@ int serve(const todo::settings& cfg) {
   todo::http::listener lst{ioc, workers, ctx, tls.get()};
   try {
     lst.open();
-  } catch (const boost::system::system_error& e) {
-    // The error's own words, without Boost's source location; what to do about the usual one.
-    std::string why = e.code().message();
-    if (e.code() == boost::asio::error::address_in_use)
-      why += " (another process listens on port " + std::to_string(cfg.port) +
-             "; stop it or set PORT)";
-    todo::log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " + why);
-    for (const auto& r : registries)
-      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(auth, caf::exit_reason::user_shutdown);
-    return 1;
   } catch (const std::exception& e) {
-    todo::log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " +
-                     e.what());
+    std::string why = e.what();
+    if (auto sys = dynamic_cast<const boost::system::system_error*>(&e)) {
+      // The error's own words, without Boost's source location; what to do about the usual one.
+      why = sys->code().message();
+      if (sys->code() == boost::asio::error::address_in_use)
+        why += " (another process listens on port " + std::to_string(cfg.port) +
+               "; stop it or set PORT)";
+    }
+    todo::log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " + why);
     for (const auto& r : registries)
       caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
